@@ -1,0 +1,1 @@
+"""The archive's verbs: store, query, retrieve, commit (no network code here)."""

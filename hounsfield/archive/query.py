@@ -1,0 +1,379 @@
+"""Query the index the PS3.4 way: C-FIND and QIDO-RS share this one implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+from sqlalchemy import Select, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.matching import condition
+from hounsfield.archive.parse import Encoding, decode_header
+from hounsfield.db import engine as db
+from hounsfield.db.tables import file, filesystem, instance, patient, series, study
+from hounsfield.errors import InvalidDataset
+
+Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
+LEVELS: tuple[Level, ...] = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+Root = Literal["patient", "study"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """A query key the index answers: its level, column, and matching kind."""
+
+    level: Level
+    column: Any
+    kind: str
+
+
+KEYS: dict[str, Key] = {
+    "PatientID": Key("PATIENT", patient.c.patient_id, "STR"),
+    "IssuerOfPatientID": Key("PATIENT", patient.c.issuer, "STR"),
+    "PatientName": Key("PATIENT", patient.c.patient_name, "PN"),
+    "PatientBirthDate": Key("PATIENT", patient.c.birth_date, "DA"),
+    "PatientSex": Key("PATIENT", patient.c.sex, "STR"),
+    "StudyInstanceUID": Key("STUDY", study.c.study_iuid, "UI"),
+    "StudyDate": Key("STUDY", study.c.study_date, "DA"),
+    "StudyTime": Key("STUDY", study.c.study_time, "TM"),
+    "AccessionNumber": Key("STUDY", study.c.accession_number, "STR"),
+    "StudyID": Key("STUDY", study.c.study_id, "STR"),
+    "StudyDescription": Key("STUDY", study.c.description, "STR"),
+    "ReferringPhysicianName": Key("STUDY", study.c.referring_physician, "PN"),
+    "NumberOfStudyRelatedSeries": Key("STUDY", study.c.num_series, "COUNT"),
+    "NumberOfStudyRelatedInstances": Key("STUDY", study.c.num_instances, "COUNT"),
+    "SeriesInstanceUID": Key("SERIES", series.c.series_iuid, "UI"),
+    "Modality": Key("SERIES", series.c.modality, "STR"),
+    "SeriesNumber": Key("SERIES", series.c.series_number, "STR"),
+    "SeriesDescription": Key("SERIES", series.c.description, "STR"),
+    "BodyPartExamined": Key("SERIES", series.c.body_part, "STR"),
+    "SeriesDate": Key("SERIES", series.c.series_date, "DA"),
+    "SeriesTime": Key("SERIES", series.c.series_time, "TM"),
+    "NumberOfSeriesRelatedInstances": Key("SERIES", series.c.num_instances, "COUNT"),
+    "SOPInstanceUID": Key("IMAGE", instance.c.sop_iuid, "UI"),
+    "SOPClassUID": Key("IMAGE", instance.c.sop_cuid, "UI"),
+    "InstanceNumber": Key("IMAGE", instance.c.instance_number, "STR"),
+    "NumberOfFrames": Key("IMAGE", instance.c.number_of_frames, "COUNT"),
+}
+SPECIAL = {
+    "ModalitiesInStudy",
+    "SOPClassesInStudy",
+    "NumberOfPatientRelatedStudies",
+    "NumberOfPatientRelatedSeries",
+    "NumberOfPatientRelatedInstances",
+    "RetrieveAETitle",
+    "InstanceAvailability",
+    "QueryRetrieveLevel",
+    "SpecificCharacterSet",
+}
+_TABLE_OF = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
+
+
+@dataclass(frozen=True)
+class Located:
+    """One stored object to send: what it is, where it is, how it is encoded."""
+
+    sop_class: str
+    sop_instance: str
+    transfer_syntax: str
+    path: Path
+    size: int
+
+
+def query_level(identifier: Dataset) -> Level:
+    """The Query/Retrieve Level of an identifier, validated."""
+    level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
+    if level not in LEVELS:
+        raise InvalidDataset(f"invalid Query/Retrieve Level {level!r}")
+    return level  # type: ignore[return-value]
+
+
+def _base(level: Level, partition_pk: int) -> Select[Any]:
+    if level == "PATIENT":
+        return select(patient.c.pk).where(patient.c.partition_pk == partition_pk)
+    stmt = select(_TABLE_OF[level].c.pk)
+    if level == "IMAGE":
+        stmt = stmt.select_from(instance).join(series, series.c.pk == instance.c.series_pk)
+        stmt = stmt.join(study, study.c.pk == series.c.study_pk)
+    elif level == "SERIES":
+        stmt = stmt.select_from(series).join(study, study.c.pk == series.c.study_pk)
+    else:
+        stmt = stmt.select_from(study)
+    stmt = stmt.join(patient, patient.c.pk == study.c.patient_pk)
+    return stmt.where(study.c.partition_pk == partition_pk)
+
+
+def _conditions(identifier: Dataset, level: Level) -> list[ColumnElement[bool]]:
+    depth = LEVELS.index(level)
+    out: list[ColumnElement[bool]] = []
+    for elem in identifier:
+        keyword = elem.keyword
+        value = _text(elem)
+        if keyword in KEYS:
+            key = KEYS[keyword]
+            if LEVELS.index(key.level) > depth or key.kind == "COUNT":
+                continue
+            cond = condition(key.column, key.kind, value)
+        elif keyword == "ModalitiesInStudy" and depth >= 1:
+            cond = _modalities(value)
+        elif keyword == "SOPClassesInStudy" and depth >= 1:
+            cond = _sop_classes(value)
+        else:
+            continue
+        if cond is not None:
+            out.append(cond)
+    return out
+
+
+def _modalities(value: str) -> ColumnElement[bool] | None:
+    cond = condition(series.c.modality, "STR", value)
+    if cond is None:
+        return None
+    return study.c.pk.in_(select(series.c.study_pk).where(cond))
+
+
+def _sop_classes(value: str) -> ColumnElement[bool] | None:
+    cond = condition(instance.c.sop_cuid, "UI", value)
+    if cond is None:
+        return None
+    inner = select(series.c.study_pk).join(instance, instance.c.series_pk == series.c.pk)
+    return study.c.pk.in_(inner.where(cond))
+
+
+def _text(elem: DataElement) -> str:
+    if elem.VR == "SQ":
+        return ""
+    value = elem.value
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def find(
+    archive: Archive,
+    identifier: Dataset,
+    *,
+    partition: str | None = None,
+    root: Root = "study",
+    limit: int | None = None,
+    offset: int = 0,
+) -> Iterator[Dataset]:
+    """The response identifiers for a C-FIND (or QIDO-RS) request, in a stable order."""
+    level = query_level(identifier)
+    if root == "study" and level == "PATIENT":
+        raise InvalidDataset("PATIENT level is not part of the Study Root model")
+    title = partition or archive.default_partition
+    partition_pk = archive.partition_pk(title)
+    table = _TABLE_OF[level]
+    stmt = _base(level, partition_pk).where(*_conditions(identifier, level))
+    stmt = stmt.order_by(table.c.pk).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with db.read(archive.engine) as conn:
+        pks = list(conn.scalars(stmt))
+    builder = _Builder(archive, identifier, level, title)
+    for start in range(0, len(pks), 200):
+        yield from builder.build(pks[start : start + 200])
+
+
+class _Builder:
+    """Builds response identifiers for a batch of matching rows."""
+
+    def __init__(self, archive: Archive, identifier: Dataset, level: Level, title: str) -> None:
+        self.archive = archive
+        self.identifier = identifier
+        self.level = level
+        self.title = title
+        self.depth = LEVELS.index(level)
+        self.extra = [
+            e.tag
+            for e in identifier
+            if e.keyword not in KEYS and e.keyword not in SPECIAL and e.tag.group not in (0, 2)
+        ]
+
+    def build(self, pks: list[int]) -> Iterator[Dataset]:
+        level_table = _TABLE_OF[self.level]
+        cols = [level_table.c.pk]
+        tables = LEVELS[: self.depth + 1]
+        for kw, key in KEYS.items():
+            if kw in self.identifier and key.level in tables:
+                cols.append(key.column.label(kw))
+        stmt = select(*cols).where(level_table.c.pk.in_(pks))
+        if self.level != "PATIENT":
+            stmt = (
+                _base(self.level, self.archive.partition_pk(self.title))
+                .with_only_columns(*cols)
+                .where(level_table.c.pk.in_(pks))
+            )
+        with db.read(self.archive.engine) as conn:
+            rows = {r.pk: r._mapping for r in conn.execute(stmt)}
+            headers = self._headers(conn, pks) if self.extra else {}
+            computed = {pk: self._computed(conn, pk) for pk in pks}
+        for pk in pks:
+            if pk in rows:
+                yield self._response(rows[pk], headers.get(pk), computed[pk])
+
+    def _headers(self, conn: Any, pks: list[int]) -> dict[int, Dataset]:
+        if self.level == "IMAGE":
+            owner = instance.c.pk
+        elif self.level == "SERIES":
+            owner = instance.c.series_pk
+        else:
+            owner = series.c.study_pk if self.level == "STUDY" else study.c.patient_pk
+        rep = (
+            select(owner.label("owner"), func.min(instance.c.pk).label("ipk"))
+            .select_from(instance)
+            .join(series, series.c.pk == instance.c.series_pk)
+            .join(study, study.c.pk == series.c.study_pk)
+            .where(owner.in_(pks))
+            .group_by(owner)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(rep.c.owner, instance.c.header, file.c.transfer_syntax)
+            .join(instance, instance.c.pk == rep.c.ipk)
+            .join(file, file.c.instance_pk == instance.c.pk)
+        ).all()
+        out: dict[int, Dataset] = {}
+        for owner_pk, header, syntax in rows:
+            enc = Encoding.of(syntax)
+            out[owner_pk] = decode_header(header, enc.implicit_vr, enc.little_endian)
+        return out
+
+    def _computed(self, conn: Any, pk: int) -> dict[str, Any]:
+        want = {e.keyword for e in self.identifier} & SPECIAL
+        out: dict[str, Any] = {}
+        if self.level == "STUDY" and "ModalitiesInStudy" in want:
+            out["ModalitiesInStudy"] = conn.scalar(
+                select(study.c.modalities).where(study.c.pk == pk)
+            )
+        if self.level == "STUDY" and "SOPClassesInStudy" in want:
+            out["SOPClassesInStudy"] = list(
+                conn.scalars(
+                    select(instance.c.sop_cuid)
+                    .join(series, series.c.pk == instance.c.series_pk)
+                    .where(series.c.study_pk == pk)
+                    .distinct()
+                    .order_by(instance.c.sop_cuid)
+                )
+            )
+        if self.level == "PATIENT" and want & {
+            "NumberOfPatientRelatedStudies",
+            "NumberOfPatientRelatedSeries",
+            "NumberOfPatientRelatedInstances",
+        }:
+            counts = conn.execute(
+                select(
+                    func.count(study.c.pk),
+                    func.coalesce(func.sum(study.c.num_series), 0),
+                    func.coalesce(func.sum(study.c.num_instances), 0),
+                ).where(study.c.patient_pk == pk)
+            ).one()
+            out["NumberOfPatientRelatedStudies"] = counts[0]
+            out["NumberOfPatientRelatedSeries"] = counts[1]
+            out["NumberOfPatientRelatedInstances"] = counts[2]
+        return out
+
+    def _response(self, row: Any, header: Dataset | None, computed: dict[str, Any]) -> Dataset:
+        ds = Dataset()
+        for elem in self.identifier:
+            kw = elem.keyword
+            if elem.tag.group in (0, 2) or kw == "SpecificCharacterSet":
+                continue
+            if kw == "QueryRetrieveLevel":
+                ds.QueryRetrieveLevel = self.level
+            elif kw in row:
+                _set(ds, elem.tag, _from_column(KEYS[kw], row[kw]))
+            elif kw in computed:
+                _set(ds, elem.tag, _multi(computed[kw]))
+            elif kw == "RetrieveAETitle":
+                ds.RetrieveAETitle = self.title
+            elif kw == "InstanceAvailability":
+                ds.InstanceAvailability = "ONLINE"
+            elif header is not None and elem.tag in header:
+                ds[elem.tag] = header[elem.tag]
+            else:
+                ds.add(DataElement(elem.tag, elem.VR, None))
+        if _needs_utf8(ds):
+            ds.SpecificCharacterSet = "ISO_IR 192"
+        return ds
+
+
+def _from_column(key: Key, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if key.kind == "COUNT":
+        return int(value)
+    return _multi(value) if isinstance(value, str) else value
+
+
+def _multi(value: Any) -> Any:
+    if isinstance(value, str) and "\\" in value:
+        return value.split("\\")
+    return value if value not in ("", []) else None
+
+
+def _set(ds: Dataset, tag: Any, value: Any) -> None:
+    tag = Tag(tag)
+    vr = dictionary_VR(tag)
+    if vr == "IS" and isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+        value = None
+    ds.add(DataElement(tag, vr, value))
+
+
+def _needs_utf8(ds: Dataset) -> bool:
+    for elem in ds:
+        values = elem.value if isinstance(elem.value, list) else [elem.value]
+        if any(v is not None and not str(v).isascii() for v in values):
+            return True
+    return False
+
+
+def locate(archive: Archive, identifier: Dataset, *, partition: str | None = None) -> list[Located]:
+    """Every stored object a C-MOVE / C-GET / WADO request names, in series/instance order."""
+    level = query_level(identifier)
+    partition_pk = archive.partition_pk(partition or archive.default_partition)
+    conds = _conditions(identifier, level)
+    if level != "PATIENT" and not any(
+        k in identifier and _text(identifier[k]).strip()
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID")
+    ):
+        raise InvalidDataset("a retrieve needs the unique key of its level")
+    stmt = (
+        select(
+            instance.c.sop_cuid,
+            instance.c.sop_iuid,
+            file.c.transfer_syntax,
+            filesystem.c.path,
+            file.c.path,
+            file.c.size,
+        )
+        .select_from(instance)
+        .join(series, series.c.pk == instance.c.series_pk)
+        .join(study, study.c.pk == series.c.study_pk)
+        .join(patient, patient.c.pk == study.c.patient_pk)
+        .join(file, file.c.instance_pk == instance.c.pk)
+        .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)
+        .where(study.c.partition_pk == partition_pk, *conds)
+        .order_by(series.c.pk, instance.c.pk)
+    )
+    with db.read(archive.engine) as conn:
+        rows = conn.execute(stmt).all()
+    seen: set[str] = set()
+    out: list[Located] = []
+    for cuid, iuid, syntax, root_path, rel_path, size in rows:
+        if iuid in seen:
+            continue
+        seen.add(iuid)
+        out.append(Located(cuid, iuid, syntax, Path(root_path) / rel_path, size))
+    return out

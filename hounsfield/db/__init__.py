@@ -1,0 +1,1 @@
+"""The index database: schema, engine set-up and migrations."""

@@ -1,0 +1,38 @@
+"""C-FIND SCP for the Patient Root and Study Root models, with C-CANCEL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from pydicom.dataset import Dataset
+from pynetdicom.events import Event
+from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.query import find
+from hounsfield.dimse.partition import called_partition
+from hounsfield.dimse.status import query_failure
+from hounsfield.metrics import LATENCY
+
+CANCEL, PENDING, SUCCESS = 0xFE00, 0xFF00, 0x0000
+
+
+def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset | None]]:
+    """Yield one Pending response per match, Cancel when asked, then Success."""
+    started = time.perf_counter()
+    model = str(event.request.AffectedSOPClassUID)
+    root = "patient" if model == PatientRootQueryRetrieveInformationModelFind else "study"
+    try:
+        identifier = event.identifier
+        results = find(archive, identifier, partition=called_partition(archive, event), root=root)
+        for ds in results:
+            if event.is_cancelled:
+                yield CANCEL, None
+                return
+            yield PENDING, ds
+    except Exception as exc:
+        yield query_failure("c_find", exc), None
+        return
+    LATENCY.labels("c_find").observe(time.perf_counter() - started)
+    yield SUCCESS, None

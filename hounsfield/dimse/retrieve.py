@@ -1,0 +1,133 @@
+"""C-GET and C-MOVE SCP: send stored bytes as they are, or decompressed when the peer needs it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import build_context, evt
+from pynetdicom.association import Association
+from pynetdicom.events import Event
+from pynetdicom.presentation import PresentationContext
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.query import Located, locate
+from hounsfield.archive.retrieve import NATIVE, UNCOMPRESSED, Plan, plan
+from hounsfield.dimse.nodelay import set_nodelay
+from hounsfield.dimse.partition import called_partition
+from hounsfield.dimse.status import query_failure
+from hounsfield.metrics import BYTES_SENT, INSTANCES_SENT, LATENCY
+from hounsfield.sites.devices import find_device
+
+log = logging.getLogger(__name__)
+CANCEL, PENDING = 0xFE00, 0xFF00
+MAX_CONTEXTS = 128
+
+
+def _accepted(assoc: Association, role: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for cx in assoc.accepted_contexts:
+        if (role == "scp" and not cx.as_scp) or (role == "scu" and not cx.as_scu):
+            continue
+        out.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
+    return out
+
+
+def _items(
+    event: Event, matches: list[Located], accepted: dict[str, set[str]], service: str
+) -> Iterator[tuple[int, Any]]:
+    """The (status, path-or-dataset) yields for each match, honouring C-CANCEL."""
+    for located in matches:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        try:
+            chosen: Plan = plan(located, accepted.get(located.sop_class, set()))
+        except Exception as exc:
+            log.warning("%s: %s", service, exc)
+            failed = Dataset()
+            failed.SOPInstanceUID = located.sop_instance
+            failed.SOPClassUID = located.sop_class
+            yield PENDING, failed  # pynetdicom counts a dataset it cannot send as failed
+            continue
+        INSTANCES_SENT.labels(service).inc()
+        BYTES_SENT.labels(service).inc(located.size)
+        yield PENDING, (str(chosen.path) if chosen.path is not None else chosen.dataset)
+
+
+def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
+    """C-GET: the objects go back over the requesting association."""
+    started = time.perf_counter()
+    try:
+        matches = locate(archive, event.identifier, partition=called_partition(archive, event))
+    except Exception as exc:
+        yield 0
+        yield query_failure("c_get", exc), None
+        return
+    yield len(matches)
+    yield from _items(event, matches, _accepted(event.assoc, "scu"), "c_get")
+    LATENCY.labels("c_get").observe(time.perf_counter() - started)
+
+
+def move_contexts(matches: list[Located]) -> list[PresentationContext]:
+    """One context per stored compressed syntax and one uncompressed context per SOP class."""
+    uncompressed: list[PresentationContext] = []
+    compressed: list[PresentationContext] = []
+    seen: set[tuple[str, str]] = set()
+    for m in matches:
+        if (m.sop_class, "") not in seen:
+            seen.add((m.sop_class, ""))
+            uncompressed.append(build_context(m.sop_class, list(UNCOMPRESSED)))
+        if m.transfer_syntax not in NATIVE and (m.sop_class, m.transfer_syntax) not in seen:
+            seen.add((m.sop_class, m.transfer_syntax))
+            compressed.append(build_context(m.sop_class, [m.transfer_syntax]))
+    contexts = (uncompressed + compressed)[:MAX_CONTEXTS]
+    if len(uncompressed) + len(compressed) > MAX_CONTEXTS:
+        log.warning("C-MOVE needs more than %d presentation contexts; some may fail", MAX_CONTEXTS)
+    return contexts
+
+
+def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
+    """C-MOVE: open an association to the known destination and send the matches there."""
+    started = time.perf_counter()
+    destination = str(event.move_destination or "").strip()
+    try:
+        device = find_device(archive, destination)
+        matches = (
+            locate(archive, event.identifier, partition=called_partition(archive, event))
+            if device
+            else []
+        )
+    except Exception as exc:
+        yield None, None
+        yield query_failure("c_move", exc), None
+        return
+    if device is None:
+        log.warning("C-MOVE to unknown destination %r refused", destination)
+        yield None, None  # pynetdicom answers 0xA801 Move Destination unknown
+        return
+    established = threading.Event()
+    holder: dict[str, Association] = {}
+
+    def _on_accepted(ev: Event) -> None:
+        holder["assoc"] = ev.assoc
+        established.set()
+
+    s = archive.settings
+    yield (
+        device.host,
+        device.port,
+        {
+            "contexts": move_contexts(matches) or [build_context("1.2.840.10008.1.1")],
+            "max_pdu": s.max_pdu,
+            "evt_handlers": [(evt.EVT_ACCEPTED, _on_accepted), (evt.EVT_CONN_OPEN, set_nodelay)],
+        },
+    )
+    yield len(matches)
+    accepted = _accepted(holder["assoc"], "scu") if "assoc" in holder else {}
+    yield from _items(event, matches, accepted, "c_move")
+    LATENCY.labels("c_move").observe(time.perf_counter() - started)

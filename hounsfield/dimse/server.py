@@ -1,0 +1,168 @@
+"""The DIMSE server: one pynetdicom AE with every service bound to the archive."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import partial
+from typing import Any
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StorageCommitmentPushModel,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from hounsfield.archive.context import Archive
+from hounsfield.dimse.commitment import handle_action
+from hounsfield.dimse.find import handle_find
+from hounsfield.dimse.nodelay import set_nodelay
+from hounsfield.dimse.retrieve import handle_get, handle_move
+from hounsfield.dimse.store import handle_store
+from hounsfield.metrics import ACTIVE_ASSOCIATIONS, ASSOCIATIONS
+from hounsfield.sites.devices import list_devices
+
+log = logging.getLogger(__name__)
+
+# Stored files are sent from disk in PDU-sized chunks, never decoded.
+_config.STORE_SEND_CHUNKED_DATASET = True
+_config.LOG_REQUEST_IDENTIFIERS = False
+
+QUERY_RETRIEVE = (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+
+def build_ae(archive: Archive) -> AE:
+    """An AE supporting verification, storage, query/retrieve and storage commitment."""
+    s = archive.settings
+    ae = AE(ae_title=s.ae_title)
+    ae.maximum_pdu_size = s.max_pdu
+    ae.maximum_associations = s.max_associations
+    ae.connection_timeout = s.connect_timeout
+    ae.acse_timeout = s.association_timeout
+    ae.dimse_timeout = s.dimse_timeout
+    ae.network_timeout = s.idle_timeout
+    ae.add_supported_context(Verification)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(
+            cx.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True
+        )
+    for uid in QUERY_RETRIEVE:
+        ae.add_supported_context(uid)
+    ae.add_supported_context(StorageCommitmentPushModel)
+    # Sub-associations (C-MOVE, commitment reports) use large PDUs too.
+    return ae
+
+
+def allow_list(titles: list[str]) -> list[str]:
+    """pynetdicom's allow-list; never empty, since an empty list lets anyone in."""
+    return titles or [NOBODY]
+
+
+NOBODY = "<no device>"
+
+
+class CallerPolicy:
+    """Keeps the AE's calling-AE allow-list in step with the device table."""
+
+    def __init__(self, archive: Archive, ae: AE, refresh_seconds: float = 5.0) -> None:
+        self.archive, self.ae, self.refresh = archive, ae, refresh_seconds
+        self._loaded = 0.0
+        self._lock = threading.Lock()
+
+    def on_connect(self, event: Event) -> None:
+        """EVT_CONN_OPEN: set TCP_NODELAY and refresh the allow-list if due."""
+        set_nodelay(event)
+        ASSOCIATIONS.labels("opened").inc()
+        ACTIVE_ASSOCIATIONS.inc()
+        if self.archive.settings.caller_policy != "known":
+            return
+        with self._lock:
+            if time.monotonic() - self._loaded > self.refresh:
+                try:
+                    titles = [d.ae_title for d in list_devices(self.archive)]
+                except Exception as exc:
+                    log.error("cannot refresh known devices: %s", exc)
+                    return
+                self.ae.require_calling_aet = allow_list(titles)
+                self._loaded = time.monotonic()
+
+
+def _on_close(_event: Event) -> None:
+    ACTIVE_ASSOCIATIONS.dec()
+    ASSOCIATIONS.labels("closed").inc()
+
+
+def _on_rejected(event: Event) -> None:
+    ASSOCIATIONS.labels("rejected").inc()
+    log.warning("association from %r rejected", event.assoc.requestor.ae_title)
+
+
+class DimseServer:
+    """The running DIMSE listener and a clean way to stop it."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self.ae = build_ae(archive)
+        self.policy = CallerPolicy(archive, self.ae)
+        self.server: ThreadedAssociationServer | None = None
+
+    def handlers(self) -> list[tuple[Any, Any]]:
+        """The event handlers bound to the listener."""
+        a = self.archive
+        return [
+            (evt.EVT_CONN_OPEN, self.policy.on_connect),
+            (evt.EVT_CONN_CLOSE, _on_close),
+            (evt.EVT_REJECTED, _on_rejected),
+            (evt.EVT_C_STORE, partial(handle_store, archive=a)),
+            (evt.EVT_C_FIND, partial(handle_find, archive=a)),
+            (evt.EVT_C_GET, partial(handle_get, archive=a)),
+            (evt.EVT_C_MOVE, partial(handle_move, archive=a)),
+            (evt.EVT_N_ACTION, partial(handle_action, archive=a)),
+        ]
+
+    def start(self) -> None:
+        """Listen on the configured address without blocking."""
+        s = self.archive.settings
+        if s.caller_policy == "known":
+            self.ae.require_calling_aet = allow_list(
+                [d.ae_title for d in list_devices(self.archive)]
+            )
+        self.server = self.ae.start_server(
+            (s.host, s.dimse_port), block=False, evt_handlers=self.handlers()
+        )
+        log.info("DICOM listening on %s:%d as %s", s.host, s.dimse_port, s.ae_title)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured as 0)."""
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop listening, let running associations finish, then abort the rest."""
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        server.shutdown()
+        deadline = time.monotonic() + grace_seconds
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for assoc in server.active_associations:
+            assoc.abort()
+        log.info("DICOM listener stopped")

@@ -1,0 +1,111 @@
+"""Node settings from a TOML file and HOUNSFIELD_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DuplicatePolicy = Literal["keep", "overwrite", "reject"]
+CallerPolicy = Literal["any", "known"]
+
+
+class DeviceConfig(BaseModel):
+    """A remote DICOM device declared in the TOML file."""
+
+    ae_title: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    description: str = ""
+
+
+class Settings(BaseSettings):
+    """Everything one node needs to start; embedded defaults run with no set-up."""
+
+    model_config = SettingsConfigDict(env_prefix="HOUNSFIELD_", extra="ignore")
+
+    config: Path | None = None
+    ae_title: str = "HOUNSFIELD"
+    host: str = "0.0.0.0"
+    dimse_port: int = 11112
+    http_port: int = 8080
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    node_name: str = Field(default_factory=socket.gethostname)
+
+    caller_policy: CallerPolicy = "any"
+    duplicate_policy: DuplicatePolicy = "keep"
+    max_associations: int = 32
+    max_pdu: int = 1_048_576
+    connect_timeout: float = 10.0
+    association_timeout: float = 30.0
+    dimse_timeout: float = 60.0
+    idle_timeout: float = 300.0
+
+    storage_capacity_bytes: int | None = None
+    storage_reserve_bytes: int = 64 * 1024 * 1024
+    fsync: bool = True
+
+    devices: list[DeviceConfig] = []
+
+    @field_validator("ae_title")
+    @classmethod
+    def _check_ae(cls, value: str) -> str:
+        value = value.strip()
+        if not 0 < len(value) <= 16 or "\\" in value:
+            raise ValueError("AE title must be 1 to 16 characters without backslash")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_path(init_settings)
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy should use."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'hounsfield.db').resolve()}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def storage_dir(self) -> Path:
+        """The default tier-1 filesystem: the `storage` folder of the data folder."""
+        return self.data_dir / "storage"
+
+
+def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    explicit = init_settings().get("config") or os.environ.get("HOUNSFIELD_CONFIG")
+    if not explicit:
+        return None
+    path = Path(explicit)
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file not found: {path}")
+    return path
+
+
+def load_settings(config: Path | None = None, **overrides: object) -> Settings:
+    """Settings from the environment, the optional TOML file, and explicit overrides."""
+    if config is not None:
+        overrides["config"] = config
+    return Settings(**overrides)  # type: ignore[arg-type]

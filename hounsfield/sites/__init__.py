@@ -1,0 +1,1 @@
+"""Peers: remote devices, forwarding, the virtual AE and reconciliation."""

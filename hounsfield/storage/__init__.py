@@ -1,0 +1,1 @@
+"""Where object files live: filesystems, path layout, atomic writes."""

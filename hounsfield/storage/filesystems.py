@@ -1,0 +1,124 @@
+"""Filesystems the archive writes to: registration, room checks and usage."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, select
+
+from hounsfield.db import engine as db
+from hounsfield.db.tables import file, filesystem
+from hounsfield.errors import StorageFull
+
+
+@dataclass
+class Filesystem:
+    """One row of the filesystem table plus this node's view of its usage."""
+
+    pk: int
+    path: Path
+    tier: int
+    read_only: bool
+    capacity_bytes: int | None
+    high_watermark: int
+    used_bytes: int = 0
+
+
+def ensure_filesystem(conn: Connection, path: Path, capacity: int | None = None) -> int:
+    """Register `path` as a tier-1 filesystem unless it is already known; return its pk."""
+    text = str(path.resolve())
+    pk = conn.scalar(select(filesystem.c.pk).where(filesystem.c.path == text))
+    if pk is None:
+        pk = conn.execute(
+            filesystem.insert().values(
+                path=text,
+                tier=1,
+                enabled=True,
+                read_only=False,
+                write_only=False,
+                capacity_bytes=capacity,
+                low_watermark=80,
+                high_watermark=90,
+            )
+        ).inserted_primary_key[0]
+    elif capacity is not None:
+        conn.execute(
+            filesystem.update().where(filesystem.c.pk == pk).values(capacity_bytes=capacity)
+        )
+    return int(pk)
+
+
+class Filesystems:
+    """This node's cached view of the filesystems, refreshed every few seconds."""
+
+    def __init__(self, engine: Engine, reserve_bytes: int, refresh_seconds: float = 10.0) -> None:
+        self._engine = engine
+        self._reserve = reserve_bytes
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._loaded_at = 0.0
+        self._all: dict[int, Filesystem] = {}
+
+    def _load(self) -> None:
+        with db.read(self._engine) as conn:
+            used = dict(
+                conn.execute(
+                    select(file.c.filesystem_pk, func.coalesce(func.sum(file.c.size), 0)).group_by(
+                        file.c.filesystem_pk
+                    )
+                ).all()
+            )
+            rows = conn.execute(select(filesystem).where(filesystem.c.enabled)).mappings().all()
+        self._all = {
+            row["pk"]: Filesystem(
+                pk=row["pk"],
+                path=Path(row["path"]),
+                tier=row["tier"],
+                read_only=row["read_only"],
+                capacity_bytes=row["capacity_bytes"],
+                high_watermark=row["high_watermark"],
+                used_bytes=int(used.get(row["pk"], 0)),
+            )
+            for row in rows
+        }
+        self._loaded_at = time.monotonic()
+
+    def get(self, pk: int) -> Filesystem:
+        """The filesystem with primary key `pk`."""
+        with self._lock:
+            if pk not in self._all or time.monotonic() - self._loaded_at > self._refresh:
+                self._load()
+            return self._all[pk]
+
+    def for_write(self, size: int) -> Filesystem:
+        """A writable tier-1 filesystem with room for `size` bytes, or StorageFull."""
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self._refresh:
+                self._load()
+            candidates = sorted(
+                (fs for fs in self._all.values() if not fs.read_only),
+                key=lambda fs: (fs.tier, fs.pk),
+            )
+            for fs in candidates:
+                if fs.tier == 1 and self._has_room(fs, size):
+                    return fs
+        raise StorageFull("no writable filesystem has room for the object")
+
+    def _has_room(self, fs: Filesystem, size: int) -> bool:
+        if fs.capacity_bytes is not None and fs.used_bytes + size > fs.capacity_bytes:
+            return False
+        try:
+            free = shutil.disk_usage(fs.path).free
+        except OSError:
+            return False
+        return free - size >= self._reserve
+
+    def account(self, pk: int, delta: int) -> None:
+        """Record that `delta` bytes were added to (or freed from) filesystem `pk`."""
+        with self._lock:
+            if pk in self._all:
+                self._all[pk].used_bytes += delta

@@ -1,0 +1,28 @@
+"""The self-describing path of an object: partition, StudyDate, study, series, SOP UID."""
+
+from __future__ import annotations
+
+import re
+
+from hounsfield.uids import check_uid
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_DATE = re.compile(r"^[0-9]{8}$")
+
+
+def partition_folder(ae_title: str) -> str:
+    """A folder name for a partition's AE title (anything unsafe becomes `_`)."""
+    return _SAFE.sub("_", ae_title.strip()) or "_"
+
+
+def object_path(partition: str, study_date: str, study: str, series: str, sop: str) -> str:
+    """The relative path of one object; UIDs are validated before they touch the path."""
+    date = study_date if _DATE.match(study_date or "") else "nodate"
+    parts = (
+        partition_folder(partition),
+        date,
+        check_uid(study, "StudyInstanceUID"),
+        check_uid(series, "SeriesInstanceUID"),
+        check_uid(sop, "SOPInstanceUID") + ".dcm",
+    )
+    return "/".join(parts)

@@ -1,0 +1,27 @@
+"""The FastAPI application: /health for load balancers, /metrics for Prometheus."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hounsfield import __version__
+from hounsfield.archive.context import Archive
+from hounsfield.archive.health import health
+
+
+def create_app(archive: Archive) -> FastAPI:
+    """The HTTP application bound to one archive."""
+    app = FastAPI(title="Hounsfield", version=__version__)
+
+    @app.get("/health")
+    def get_health() -> JSONResponse:
+        report = health(archive)
+        return JSONResponse(report.as_dict(), status_code=200 if report.ok else 503)
+
+    @app.get("/metrics")
+    def get_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
