@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -43,24 +44,38 @@ def plan(located: Located, accepted: Iterable[str]) -> Plan:
     accepted = set(accepted)
     if located.transfer_syntax in accepted:
         return Plan(located, located.path, None)
-    target = next((ts for ts in (*UNCOMPRESSED, ExplicitVRBigEndian) if ts in accepted), None)
-    if target is None:
+    if not accepted & set(NATIVE):
         raise CannotTranscode(
-            f"{located.sop_instance} is stored as {located.transfer_syntax}; peer accepts "
+            f"{located.sop_instance} is stored as {located.transfer_syntax}; the peer accepts "
             f"{', '.join(sorted(accepted)) or 'nothing'} for {located.sop_class}"
         )
-    return Plan(located, None, convert(located.path, target))
+    return Plan(located, None, to_little_endian(located.path))
 
 
-def convert(path: Path, target: str) -> Dataset:
-    """Read a stored object and decompress it to an uncompressed transfer syntax."""
+def to_little_endian(path: Path) -> Dataset:
+    """A stored object decoded to an uncompressed little endian dataset.
+
+    pynetdicom converts between the little endian syntaxes itself as it sends."""
     ds = dcmread(path)
-    if not UID(ds.file_meta.TransferSyntaxUID).is_compressed:
-        ds.file_meta.TransferSyntaxUID = UID(target)
-        return ds
-    try:
-        ds.decompress()
-    except Exception as exc:
-        raise CannotTranscode(f"cannot decompress {path.name}: {exc}") from exc
-    ds.file_meta.TransferSyntaxUID = UID(target)
+    syntax = UID(ds.file_meta.TransferSyntaxUID)
+    if syntax.is_compressed:
+        try:
+            ds.decompress(generate_instance_uid=False)
+        except Exception as exc:
+            raise CannotTranscode(f"cannot decompress {path.name}: {exc}") from exc
+    elif syntax == ExplicitVRBigEndian:
+        _swap_words(ds)
+        ds.set_original_encoding(False, True, ds.original_character_set)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return ds
+
+
+_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_words(ds: Dataset) -> None:
+    """Swap the byte order of the word-valued binary elements of a big endian dataset."""
+    for elem in ds.iterall():
+        width = _WIDTH.get(elem.VR)
+        if width and isinstance(elem.value, bytes) and len(elem.value) % width == 0:
+            elem.value = np.frombuffer(elem.value, f">u{width}").astype(f"<u{width}").tobytes()

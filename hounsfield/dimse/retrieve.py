@@ -16,9 +16,10 @@ from pynetdicom.presentation import PresentationContext
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate
-from hounsfield.archive.retrieve import NATIVE, UNCOMPRESSED, Plan, plan
+from hounsfield.archive.retrieve import UNCOMPRESSED, Plan, plan
 from hounsfield.dimse.nodelay import set_nodelay
 from hounsfield.dimse.partition import called_partition
+from hounsfield.dimse.rawsend import StoredFile
 from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import BYTES_SENT, INSTANCES_SENT, LATENCY
 from hounsfield.sites.devices import find_device
@@ -56,7 +57,10 @@ def _items(
             continue
         INSTANCES_SENT.labels(service).inc()
         BYTES_SENT.labels(service).inc(located.size)
-        yield PENDING, (str(chosen.path) if chosen.path is not None else chosen.dataset)
+        if chosen.path is not None:
+            yield PENDING, StoredFile(chosen.path, located.sop_class, located.sop_instance)
+        else:
+            yield PENDING, chosen.dataset
 
 
 def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
@@ -82,7 +86,7 @@ def move_contexts(matches: list[Located]) -> list[PresentationContext]:
         if (m.sop_class, "") not in seen:
             seen.add((m.sop_class, ""))
             uncompressed.append(build_context(m.sop_class, list(UNCOMPRESSED)))
-        if m.transfer_syntax not in NATIVE and (m.sop_class, m.transfer_syntax) not in seen:
+        if m.transfer_syntax not in UNCOMPRESSED and (m.sop_class, m.transfer_syntax) not in seen:
             seen.add((m.sop_class, m.transfer_syntax))
             compressed.append(build_context(m.sop_class, [m.transfer_syntax]))
     contexts = (uncompressed + compressed)[:MAX_CONTEXTS]

@@ -1,0 +1,36 @@
+# Hounsfield: `make run` starts the archive on embedded defaults, `make test` runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/hounsfield db upgrade
+	exec $(BIN)/hounsfield serve
+
+# DCMTK's command-line tools are the real peers the tests talk to.
+system-deps:
+	@command -v storescu >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk; }
+
+test: $(STAMP) system-deps
+	@. scripts/test-postgres.sh && $(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check hounsfield tests bench
+	$(BIN)/ruff format --check hounsfield tests bench
+	$(BIN)/mypy hounsfield
+
+bench: $(STAMP) system-deps
+	@command -v Orthanc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc; }
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var bench/work

@@ -1,0 +1,1 @@
+"""Hounsfield versus Orthanc benchmark: `make bench` (python -m bench.run) runs it."""

@@ -1,0 +1,270 @@
+"""Turn both servers' measurements into a table, judge the targets, and write RESULTS.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bench.corpus import Corpus
+from bench.environment import Environment
+from bench.scenario import Measurements
+from bench.settings import BenchSettings
+
+NOTES_HEADING = "## Notes"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal from the issue: on the Hounsfield/Orthanc ratio, or on Hounsfield's own value."""
+
+    limit: float
+    at_least: bool
+    on_ratio: bool = True
+
+    def describe(self) -> str:
+        """E.g. `>= 1.0x Orthanc` or `< 300 MB`."""
+        if self.on_ratio:
+            return f"{'>=' if self.at_least else '<='} {self.limit:g}x Orthanc"
+        return f"{'>=' if self.at_least else '<'} {self.limit:g}"
+
+    def judge(self, value: float | None, ratio: float | None) -> str:
+        """PASS, MISS, or n/a when a figure is missing."""
+        subject = ratio if self.on_ratio else value
+        if subject is None:
+            return "n/a"
+        if self.at_least:
+            ok = subject >= self.limit
+        elif self.on_ratio:
+            ok = subject <= self.limit
+        else:
+            ok = subject < self.limit  # "under" an absolute limit
+        return "PASS" if ok else "MISS"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    target: Target | None = None
+    digits: int = 1
+
+
+ROWS = (
+    Row("store1_ips", "C-STORE, 1 association", "inst/s", True, Target(0.8, True)),
+    Row("store1_mbps", "C-STORE, 1 association", "MB/s", True),
+    Row("storeN_ips", "C-STORE, {parallel} associations", "inst/s", True, Target(1.0, True)),
+    Row("storeN_mbps", "C-STORE, {parallel} associations", "MB/s", True),
+    Row("find_ms", "C-FIND STUDY, median, one association", "ms", False, Target(1.5, False), 2),
+    Row("find_p90_ms", "C-FIND STUDY, 90th percentile, one association", "ms", False, None, 2),
+    Row("findscu_ms", "C-FIND STUDY, median, findscu process each", "ms", False, None),
+    Row("get_s", "C-GET series of {series}", "s", False, None, 2),
+    Row("get_ips", "C-GET series of {series}", "inst/s", True, Target(0.5, True)),
+    Row("move_s", "C-MOVE series of {series} to storescp", "s", False, None, 2),
+    Row("move_ips", "C-MOVE series of {series} to storescp", "inst/s", True, Target(0.5, True)),
+    Row("image_count_s", "C-FIND IMAGE, all {total} in date range", "s", False, None, 2),
+    Row(
+        "ingest_rss_mb",
+        "Server peak RSS during ingest",
+        "MB",
+        False,
+        Target(300, False, on_ratio=False),
+    ),
+    Row("vmhwm_mb", "Server VmHWM at end of run", "MB", False),
+    Row("ingest_cpu_ms", "Server CPU time per ingested instance", "ms", False, None, 2),
+)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A table row with its figures filled in."""
+
+    label: str
+    unit: str
+    hounsfield: float | None
+    orthanc: float | None
+    ratio: float | None
+    better: str
+    target: str
+    result: str
+    digits: int
+
+
+def lines(
+    hf: Measurements, oc: Measurements, settings: BenchSettings, corpus: Corpus
+) -> list[Line]:
+    names = {
+        "parallel": settings.parallel,
+        "series": len(corpus.studies[0].series[0].files),
+        "total": corpus.instance_count,
+    }
+    out: list[Line] = []
+    for row in ROWS:
+        a, b = hf.values.get(row.key), oc.values.get(row.key)
+        ratio = a / b if a is not None and b else None
+        out.append(
+            Line(
+                row.label.format(**names),
+                row.unit,
+                a,
+                b,
+                ratio,
+                "higher" if row.higher_is_better else "lower",
+                row.target.describe() + (f" {row.unit}" if not row.target.on_ratio else "")
+                if row.target
+                else "",
+                row.target.judge(a, ratio) if row.target else "",
+                row.digits,
+            )
+        )
+    return out
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _cells(line: Line) -> list[str]:
+    return [
+        f"{line.label} ({line.unit})",
+        _fmt(line.hounsfield, line.digits),
+        _fmt(line.orthanc, line.digits),
+        "n/a" if line.ratio is None else f"{line.ratio:.2f}x",
+        line.better,
+        line.target,
+        line.result,
+    ]
+
+
+HEADER = ["Metric", "Hounsfield", "Orthanc", "HF/Orthanc", "Better", "Target", "Result"]
+
+
+def text_table(lines: list[Line]) -> str:
+    """A fixed-width table for the terminal."""
+    rows = [HEADER, *(_cells(x) for x in lines)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    fmt = [
+        " | ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    fmt.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(fmt)
+
+
+def markdown_table(lines: list[Line]) -> str:
+    """The same table in Markdown."""
+    out = [
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(["---", *["---:"] * 3, "---", "---", "---"]) + "|",
+    ]
+    for line in lines:
+        cells = _cells(line)
+        if line.result:
+            cells[-1] = f"**{line.result}**"
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _existing_notes(path: Path) -> str | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    at = text.find(f"\n{NOTES_HEADING}\n")
+    return text[at + 1 :].rstrip() + "\n" if at >= 0 else None
+
+
+def markdown(
+    lines: list[Line],
+    results: list[Measurements],
+    env: Environment,
+    settings: BenchSettings,
+    corpus: Corpus,
+    started: datetime,
+    seconds: float,
+    default_notes: str,
+) -> str:
+    """The whole RESULTS.md; an existing "## Notes" section is kept as it is."""
+    size_mb = corpus.total_bytes / 1e6
+    per = corpus.total_bytes / corpus.instance_count / 1e6
+    study = corpus.studies[0]
+    verdicts = [x for x in lines if x.result]
+    passed = sum(x.result == "PASS" for x in verdicts)
+    parts = [
+        "# Benchmark: Hounsfield versus Orthanc",
+        "",
+        "Produced by `make bench` (`python -m bench.run`); the table and the sections above",
+        f"`{NOTES_HEADING}` are rewritten on every run.",
+        "",
+        f"- Date: {started:%Y-%m-%d %H:%M} (run took {seconds / 60:.1f} min)",
+        f"- Machine: {env.cpus} CPUs ({env.cpu_model}), {env.memory_gb:.1f} GB RAM, "
+        f"Linux {env.kernel}",
+        f"- Corpus: {len(corpus.studies)} studies x {len(study.files)} CT instances "
+        f"({len(study.series)} series of {len(study.series[0].files)}), 512x512 16-bit, "
+        f"Explicit VR Little Endian, {per:.2f} MB each, {size_mb:,.0f} MB in all; "
+        "header from pydicom's CT_small.dcm",
+        f"- Hounsfield {env.hounsfield}, SQLite index, fsync on (defaults)",
+        f"- Orthanc {env.orthanc}, SQLite index, SyncStorageArea on, no plugins, "
+        "StorageCompression off, MaximumPduLength 131072",
+        f"- Clients: DCMTK {env.dcmtk} (storescu, findscu, getscu, movescu, storescp), "
+        f"pynetdicom {env.pynetdicom} / pydicom {env.pydicom}, Python {env.python}; "
+        "TCP_NODELAY=1 for every process, all traffic on 127.0.0.1",
+        "",
+        "## Results",
+        "",
+        "HF/Orthanc is Hounsfield's figure divided by Orthanc's; for latencies and times lower "
+        "is better, so a ratio under 1 means Hounsfield is faster.",
+        "",
+        markdown_table(lines),
+        "",
+        f"Targets met: {passed} of {len(verdicts)}.",
+        "",
+        "## Method",
+        "",
+        "One run, same machine and corpus, Hounsfield first, then Orthanc; each server starts "
+        "on an empty data folder and is stopped (SIGTERM) afterwards.",
+        "",
+        f"1. C-STORE, 1 association: one storescu process sends study 1 ({len(study.files)} "
+        "files, `-R --max-send-pdu 131072`). Wall time of the process, start-up included.",
+        f"2. C-STORE, {settings.parallel} associations: the other studies split into "
+        f"{settings.parallel} file lists, one storescu each, started together; wall time until "
+        "the last one exits.",
+        "3. Ingest is checked: an IMAGE-level C-FIND must count every stored instance (this "
+        "query is also timed, row *C-FIND IMAGE*).",
+        f"4. C-FIND STUDY: {settings.find_queries} queries by Study Instance UID with nine "
+        "return keys over one pynetdicom association (main figure, one warm-up query first), "
+        f"then {settings.find_queries} findscu runs, each paying process start-up and "
+        "association set-up.",
+        "5. C-GET: getscu (Study Root, SERIES level) of study 1's first series; every instance "
+        "must arrive.",
+        "6. C-MOVE: movescu of the same series to a DCMTK storescp (AE STORESCP) that the "
+        "benchmark runs; every instance must arrive.",
+        "7. Memory: RSS of the server's process tree sampled every 100 ms during both ingest "
+        "steps; VmHWM read from /proc before shutdown.",
+        "",
+    ]
+    remarks = [f"- {m.server}: {note}" for m in results for note in m.notes]
+    failures = [f"- {m.server}, {e.splitlines()[0]}" for m in results for e in m.errors]
+    parts += ["## Run remarks", "", *remarks, *failures, ""]
+    for m in results:
+        for error in m.errors:
+            parts += [f"{m.server} error output:", "", "```", error.strip(), "```", ""]
+    parts.append(_existing_notes(settings.results_file) or default_notes)
+    return "\n".join(parts)
+
+
+def write(path: Path, text: str) -> None:
+    """Write RESULTS.md."""
+    path.write_text(text)
+
+
+def timestamp() -> datetime:
+    """Now, local time."""
+    return datetime.now().astimezone()

@@ -1,0 +1,177 @@
+"""Start and stop the two archives under test: Hounsfield and Orthanc, each on fresh storage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.procs import LOCALHOST, client_env, dcmtk, free_port, run, terminate, which
+
+STARTUP_SECONDS = 90.0
+MOVE_DESTINATION = "STORESCP"
+
+
+@dataclass
+class Server:
+    """A running archive: how to reach it and the process behind it."""
+
+    name: str
+    ae_title: str
+    port: int
+    http_port: int
+    folder: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    exit_code: int | None = None
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the server's log, for error messages."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.proc is not None:
+            self.exit_code = terminate(self.proc)
+
+
+def _fresh(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _spawn(args: list[str], log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
+
+
+def wait_ready(server: Server, timeout: float = STARTUP_SECONDS) -> float:
+    """Poll with echoscu until the server answers; seconds it took."""
+    started = time.perf_counter()
+    deadline = started + timeout
+    echo = [dcmtk("echoscu"), "-aec", server.ae_title, "-to", "2", LOCALHOST, str(server.port)]
+    while time.perf_counter() < deadline:
+        if server.proc is not None and server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode} during start-up:\n"
+                + server.log_tail()
+            )
+        if run(echo, timeout=10).returncode == 0:
+            return time.perf_counter() - started
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"{server.name} did not answer C-ECHO in {timeout:.0f}s:\n{server.log_tail()}"
+    )
+
+
+def hounsfield_command() -> str:
+    """The `hounsfield` entry point of the virtualenv running the benchmark."""
+    beside = Path(sys.executable).parent / "hounsfield"
+    return str(beside) if beside.is_file() else which("hounsfield")
+
+
+def start_hounsfield(work: Path, destination_port: int, timeout: float) -> Server:
+    """Fresh data folder, schema upgrade, move destination registered, then `hounsfield serve`."""
+    folder = _fresh(work / "hf")
+    server = Server("Hounsfield", "HOUNSFIELD", free_port(), free_port(), folder, work / "hf.log")
+    server.log.unlink(missing_ok=True)
+    inherited = {k: v for k, v in client_env().items() if not k.startswith("HOUNSFIELD_")}
+    env = inherited | {
+        "HOUNSFIELD_DATA_DIR": str(folder),
+        "HOUNSFIELD_DIMSE_PORT": str(server.port),
+        "HOUNSFIELD_HTTP_PORT": str(server.http_port),
+        "HOUNSFIELD_AE_TITLE": server.ae_title,
+        "HOUNSFIELD_HOST": LOCALHOST,
+    }
+    cli = hounsfield_command()
+    for step in (
+        [cli, "db", "upgrade"],
+        [cli, "device", "add", MOVE_DESTINATION, LOCALHOST, str(destination_port)],
+    ):
+        done = run(step, timeout=timeout, env=env, cwd=work)
+        with open(server.log, "a") as out:
+            out.write(f"$ {' '.join(step)}\n{done.stdout}{done.stderr}")
+        done.check()
+    server.proc = _spawn([cli, "serve"], server.log, env, work)
+    return server
+
+
+def orthanc_config(server: Server, destination_port: int) -> dict[str, object]:
+    """Orthanc's configuration: own SQLite index and storage, no plugins, durable writes."""
+    return {
+        "Name": "bench",
+        "StorageDirectory": str(server.folder / "storage"),
+        "IndexDirectory": str(server.folder / "index"),
+        "StorageCompression": False,
+        "Plugins": [],
+        "HttpServerEnabled": True,
+        "HttpPort": server.http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomServerEnabled": True,
+        "DicomAet": server.ae_title,
+        "DicomPort": server.port,
+        "DicomCheckCalledAet": False,
+        "DicomCheckModalityHost": False,
+        "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowGet": True,
+        "DicomAlwaysAllowMove": True,
+        "DicomAlwaysAllowEcho": True,
+        "DicomModalities": {MOVE_DESTINATION: [MOVE_DESTINATION, LOCALHOST, destination_port]},
+        "DicomScpTimeout": 30,
+        "DicomScuTimeout": 30,
+        "SyncStorageArea": True,
+        "MaximumPduLength": 131072,
+        "SynchronousCMove": True,
+        "SaveJobs": False,
+        "LimitFindResults": 0,
+        "LimitFindInstances": 0,
+        "StorageAccessOnFind": "Always",
+        "MetricsEnabled": False,
+    }
+
+
+def start_orthanc(work: Path, destination_port: int) -> Server:
+    """Orthanc with a generated configuration in bench/work/orthanc."""
+    folder = _fresh(work / "orthanc")
+    server = Server("Orthanc", "ORTHANC", free_port(), free_port(), folder, work / "orthanc.log")
+    server.log.unlink(missing_ok=True)
+    config = folder / "orthanc.json"
+    config.write_text(json.dumps(orthanc_config(server, destination_port), indent=2))
+    server.proc = _spawn([which("Orthanc"), str(config)], server.log, client_env(), work)
+    return server
+
+
+def start_storescp(work: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """DCMTK storescp as the C-MOVE destination; returns the process and its output folder."""
+    folder = _fresh(work / "storescp")
+    args = [
+        dcmtk("storescp"),
+        "-aet",
+        MOVE_DESTINATION,
+        "+xa",
+        "-pdu",
+        "131072",
+        "-od",
+        str(folder),
+        str(port),
+    ]
+    return _spawn(args, work / "storescp.log", client_env(), work), folder
