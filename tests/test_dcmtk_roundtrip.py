@@ -1,4 +1,4 @@
-"""Every real test file goes in with storescu and comes back unchanged through getscu and movescu."""
+"""Every real test file goes in with storescu and comes back unchanged via getscu and movescu."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, or_, true
+from sqlalchemy import ColumnElement, or_, true
 from sqlalchemy.sql.elements import ColumnElement as Col
 
 from hounsfield.archive.parse import normalize_date, normalize_time
@@ -38,10 +38,10 @@ def _one(column: Col[str], kind: Kind, value: str) -> ColumnElement[bool] | None
             return None
         pattern = _like_pattern(value)
         if kind == "PN":
-            return func.upper(column).like(pattern.upper(), escape="\\")
+            return column.like(pattern.upper(), escape="\\")
         return column.like(pattern, escape="\\")
     if kind == "PN":
-        return func.upper(column) == value.upper()
+        return column == value.upper()
     return column == value
 
 

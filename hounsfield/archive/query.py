@@ -33,12 +33,18 @@ class Key:
     level: Level
     column: Any
     kind: str
+    match: Any = None  # the column matched against, when not `column` itself
+
+    @property
+    def matched(self) -> Any:
+        """The column the matching condition applies to."""
+        return self.column if self.match is None else self.match
 
 
 KEYS: dict[str, Key] = {
     "PatientID": Key("PATIENT", patient.c.patient_id, "STR"),
     "IssuerOfPatientID": Key("PATIENT", patient.c.issuer, "STR"),
-    "PatientName": Key("PATIENT", patient.c.patient_name, "PN"),
+    "PatientName": Key("PATIENT", patient.c.patient_name, "PN", patient.c.name_key),
     "PatientBirthDate": Key("PATIENT", patient.c.birth_date, "DA"),
     "PatientSex": Key("PATIENT", patient.c.sex, "STR"),
     "StudyInstanceUID": Key("STUDY", study.c.study_iuid, "UI"),
@@ -47,7 +53,9 @@ KEYS: dict[str, Key] = {
     "AccessionNumber": Key("STUDY", study.c.accession_number, "STR"),
     "StudyID": Key("STUDY", study.c.study_id, "STR"),
     "StudyDescription": Key("STUDY", study.c.description, "STR"),
-    "ReferringPhysicianName": Key("STUDY", study.c.referring_physician, "PN"),
+    "ReferringPhysicianName": Key(
+        "STUDY", study.c.referring_physician, "PN", study.c.referring_key
+    ),
     "NumberOfStudyRelatedSeries": Key("STUDY", study.c.num_series, "COUNT"),
     "NumberOfStudyRelatedInstances": Key("STUDY", study.c.num_instances, "COUNT"),
     "SeriesInstanceUID": Key("SERIES", series.c.series_iuid, "UI"),
@@ -121,7 +129,7 @@ def _conditions(identifier: Dataset, level: Level) -> list[ColumnElement[bool]]:
             key = KEYS[keyword]
             if LEVELS.index(key.level) > depth or key.kind == "COUNT":
                 continue
-            cond = condition(key.column, key.kind, value)
+            cond = condition(key.matched, key.kind, value)
         elif keyword == "ModalitiesInStudy" and depth >= 1:
             cond = _modalities(value)
         elif keyword == "SOPClassesInStudy" and depth >= 1:

@@ -217,6 +217,7 @@ def _index(
         _values(
             patient,
             patient_name=text(ds, "PatientName"),
+            name_key=text(ds, "PatientName").upper(),
             birth_date=text(ds, "PatientBirthDate"),
             sex=text(ds, "PatientSex"),
         )
@@ -234,6 +235,7 @@ def _index(
             study_id=text(ds, "StudyID"),
             description=text(ds, "StudyDescription"),
             referring_physician=text(ds, "ReferringPhysicianName"),
+            referring_key=text(ds, "ReferringPhysicianName").upper(),
         )
         | {
             "patient_pk": patient_pk,

@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(length=64), nullable=False),
         sa.Column("issuer", sa.String(length=64), nullable=False),
         sa.Column("patient_name", sa.String(length=324), nullable=False),
+        sa.Column("name_key", sa.String(length=324), nullable=False),
         sa.Column("birth_date", sa.String(length=8), nullable=False),
         sa.Column("sex", sa.String(length=16), nullable=False),
         sa.Column("num_studies", sa.Integer(), nullable=False),
@@ -75,7 +76,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("patient", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_patient_patient_name"), ["patient_name"], unique=False)
+        batch_op.create_index(batch_op.f("ix_patient_name_key"), ["name_key"], unique=False)
 
     op.create_table(
         "study",
@@ -93,6 +94,7 @@ def upgrade() -> None:
         sa.Column("study_id", sa.String(length=16), nullable=False),
         sa.Column("description", sa.String(length=64), nullable=False),
         sa.Column("referring_physician", sa.String(length=324), nullable=False),
+        sa.Column("referring_key", sa.String(length=324), nullable=False),
         sa.Column("modalities", sa.String(length=128), nullable=False),
         sa.Column("num_series", sa.Integer(), nullable=False),
         sa.Column("num_instances", sa.Integer(), nullable=False),
@@ -217,7 +219,7 @@ def downgrade() -> None:
 
     op.drop_table("study")
     with op.batch_alter_table("patient", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_patient_patient_name"))
+        batch_op.drop_index(batch_op.f("ix_patient_name_key"))
 
     op.drop_table("patient")
     op.drop_table("partition")
