@@ -29,7 +29,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A fresh, empty database of each kind."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'index.db'}"
-        return
+    else:
+        yield from _postgresql_database()
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, for tests about a networked database."""
+    yield from _postgresql_database()
+
+
+def _postgresql_database() -> Iterator[str]:
     name = f"hf_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(_pg(PG_ADMIN), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -20,6 +21,15 @@ def run(
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def store_status(port: int, path: Path, *args: str) -> int:
+    """C-STORE one file with storescu and return the DIMSE status it received."""
+    proc = run("storescu", "-d", "-aec", "HOUNSFIELD", *args, "127.0.0.1", str(port), str(path))
+    match = re.search(r"DIMSE Status\s*:\s*0x([0-9a-fA-F]{4})", proc.stdout + proc.stderr)
+    if match is None:
+        raise AssertionError(f"no C-STORE response:\n{proc.stdout}\n{proc.stderr}")
+    return int(match.group(1), 16)
 
 
 def free_port() -> int:
