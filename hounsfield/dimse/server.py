@@ -93,7 +93,7 @@ NOBODY = "<no device>"
 class CallerPolicy:
     """Keeps the AE's calling-AE allow-list in step with the device table."""
 
-    def __init__(self, archive: Archive, ae: AE, refresh_seconds: float = 5.0) -> None:
+    def __init__(self, archive: Archive, ae: AE, refresh_seconds: float = 1.0) -> None:
         self.archive, self.ae, self.refresh = archive, ae, refresh_seconds
         self._loaded = 0.0
         self._lock = threading.Lock()

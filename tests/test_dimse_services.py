@@ -1,0 +1,326 @@
+"""C-CANCEL, move destinations, sub-operation failures, storage commitment and caller policy."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import (
+    StorageCommitmentPushModel,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.query import locate
+from hounsfield.dimse.server import DimseServer
+from hounsfield.sites.devices import Device, add_device
+from tests.conftest import make_archive, make_settings
+from tests.dcmtk import StoreSCP, free_port, run
+from tests.synth import instance, put
+
+
+def _statuses(output: str) -> list[int]:
+    return [int(m, 16) for m in re.findall(r"DIMSE Status\s*:\s*0x([0-9a-fA-F]{4})", output)]
+
+
+def _many_studies(archive: Archive, count: int) -> list[str]:
+    uids = [generate_uid() for _ in range(count)]
+    for uid in uids:
+        put(archive, instance(StudyInstanceUID=uid))
+    return uids
+
+
+def test_find_cancel(archive: Archive, server: DimseServer, tmp_path: Path) -> None:
+    _many_studies(archive, 300)
+    proc = run(
+        "findscu",
+        "-d",
+        "-S",
+        "-aec",
+        "HOUNSFIELD",
+        "--cancel",
+        "2",
+        "-X",
+        "-od",
+        str(tmp_path),
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID",
+        "127.0.0.1",
+        str(server.port),
+    )
+    assert _statuses(proc.stdout + proc.stderr)[-1] == 0xFE00
+    assert len(list(tmp_path.glob("rsp*.dcm"))) < 300
+
+
+def test_move_cancel_and_unknown_destination(
+    archive: Archive, server: DimseServer, tmp_path: Path
+) -> None:
+    study = generate_uid()
+    for _ in range(60):
+        put(archive, instance(StudyInstanceUID=study, PixelData=bytes(32), Rows=4, Columns=4))
+    unknown = run(
+        "movescu",
+        "-d",
+        "-S",
+        "-aec",
+        "HOUNSFIELD",
+        "-aem",
+        "NOWHERE",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study}",
+        "127.0.0.1",
+        str(server.port),
+    )
+    assert _statuses(unknown.stdout + unknown.stderr)[-1] == 0xA801
+    scp = StoreSCP(tmp_path / "moved")
+    add_device(archive, Device("STORESCP", "127.0.0.1", scp.port))
+    try:
+        moved = run(
+            "movescu",
+            "-d",
+            "-S",
+            "-aec",
+            "HOUNSFIELD",
+            "-aem",
+            "STORESCP",
+            "--cancel",
+            "1",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            f"StudyInstanceUID={study}",
+            "127.0.0.1",
+            str(server.port),
+        )
+    finally:
+        scp.stop()
+    assert _statuses(moved.stdout + moved.stderr)[-1] == 0xFE00
+    assert len(list(scp.folder.iterdir())) < 60
+
+
+def _get_scu(accept: list[str]) -> AE:
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    for uid in accept:
+        ae.add_requested_context(uid, ExplicitVRLittleEndian)
+    return ae
+
+
+def test_get_cancel(archive: Archive, server: DimseServer) -> None:
+    study = generate_uid()
+    for _ in range(60):
+        put(archive, instance(StudyInstanceUID=study))
+    received: list[str] = []
+    ae = _get_scu([CTImageStorage])
+    assoc = ae.associate(
+        "127.0.0.1",
+        server.port,
+        ae_title="HOUNSFIELD",
+        ext_neg=[build_role(CTImageStorage, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, lambda e: received.append("x") or 0x0000)],
+    )
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study
+    statuses = []
+    for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet, msg_id=7):
+        statuses.append(int(status.Status))
+        if len(statuses) == 1:
+            cx = assoc._get_valid_context(StudyRootQueryRetrieveInformationModelGet, "", "scu")
+            assoc.send_c_cancel(7, cx.context_id)
+    assoc.release()
+    assert statuses[-1] == 0xFE00
+    assert len(received) < 60
+
+
+def test_get_reports_failed_sub_operations(archive: Archive, server: DimseServer) -> None:
+    """The peer takes CT but not MR: the MR object is a failed sub-operation, by UID."""
+    study = generate_uid()
+    put(archive, instance(StudyInstanceUID=study))
+    mr = instance(StudyInstanceUID=study, Modality="MR", SOPClassUID=MRImageStorage)
+    put(archive, mr)
+    ae = _get_scu([CTImageStorage])
+    assoc = ae.associate(
+        "127.0.0.1",
+        server.port,
+        ae_title="HOUNSFIELD",
+        ext_neg=[build_role(CTImageStorage, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, lambda e: 0x0000)],
+    )
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study
+    responses = list(assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet))
+    assoc.release()
+    final, identifier = responses[-1]
+    assert final.Status == 0xB000  # warning: some sub-operations failed
+    assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == (1, 1)
+    assert identifier.FailedSOPInstanceUIDList == mr.SOPInstanceUID
+
+
+def _commit_request(refs: list[tuple[str, str]]) -> Dataset:
+    ds = Dataset()
+    ds.TransactionUID = generate_uid()
+    ds.ReferencedSOPSequence = []
+    for cuid, iuid in refs:
+        item = Dataset()
+        item.ReferencedSOPClassUID = cuid
+        item.ReferencedSOPInstanceUID = iuid
+        ds.ReferencedSOPSequence.append(item)
+    return ds
+
+
+def _stored_refs(archive: Archive) -> tuple[list[tuple[str, str]], Path]:
+    good = instance()
+    corrupt = instance()
+    put(archive, good)
+    put(archive, corrupt)
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.SOPInstanceUID = corrupt.SOPInstanceUID
+    (located,) = locate(archive, query)
+    refs = [
+        (CTImageStorage, str(good.SOPInstanceUID)),
+        (CTImageStorage, str(corrupt.SOPInstanceUID)),
+        (CTImageStorage, generate_uid()),
+    ]
+    return refs, located.path
+
+
+def _check_report(report: dict[str, object], refs: list[tuple[str, str]]) -> None:
+    assert report["type"] == 2  # some failed
+    info = report["info"]
+    assert isinstance(info, Dataset)
+    assert [str(i.ReferencedSOPInstanceUID) for i in info.ReferencedSOPSequence] == [refs[0][1]]
+    failed = {str(i.ReferencedSOPInstanceUID): int(i.FailureReason) for i in info.FailedSOPSequence}
+    assert failed == {refs[1][1]: 0x0110, refs[2][1]: 0x0112}
+
+
+def test_storage_commitment_on_the_same_association(archive: Archive, server: DimseServer) -> None:
+    refs, corrupt_path = _stored_refs(archive)
+    data = bytearray(corrupt_path.read_bytes())
+    data[-1] ^= 0xFF  # the stored file no longer matches its checksum
+    corrupt_path.write_bytes(bytes(data))
+    report: dict[str, object] = {}
+    done = threading.Event()
+
+    def on_report(event: evt.Event) -> int:
+        report["type"] = event.event_type
+        report["info"] = event.event_information
+        done.set()
+        return 0x0000
+
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(StorageCommitmentPushModel)
+    assoc = ae.associate(
+        "127.0.0.1",
+        server.port,
+        ae_title="HOUNSFIELD",
+        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)],
+    )
+    request = _commit_request(refs)
+    status, _ = assoc.send_n_action(
+        request, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1"
+    )
+    assert status.Status == 0x0000
+    assert done.wait(10)
+    assoc.release()
+    _check_report(report, refs)
+    assert report["info"].TransactionUID == request.TransactionUID  # type: ignore[attr-defined]
+
+
+def test_storage_commitment_on_a_new_association(archive: Archive, server: DimseServer) -> None:
+    refs, corrupt_path = _stored_refs(archive)
+    corrupt_path.unlink()  # a missing file fails the same way
+    report: dict[str, object] = {}
+    done = threading.Event()
+
+    def on_report(event: evt.Event) -> int:
+        report["type"] = event.event_type
+        report["info"] = event.event_information
+        done.set()
+        return 0x0000
+
+    listener = AE(ae_title="MODALITY")
+    listener.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+    port = free_port()
+    scp = listener.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)]
+    )
+    add_device(archive, Device("MODALITY", "127.0.0.1", port))
+    try:
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(StorageCommitmentPushModel)
+        assoc = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
+        status, _ = assoc.send_n_action(
+            _commit_request(refs), 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1"
+        )
+        assoc.release()  # the report must come on an association of the archive's own
+        assert status.Status == 0x0000
+        assert done.wait(10)
+    finally:
+        scp.shutdown()
+    _check_report(report, refs)
+
+
+def test_known_callers_only(tmp_path: Path, database_url: str) -> None:
+    archive = make_archive(make_settings(tmp_path, database_url, caller_policy="known"))
+    server = DimseServer(archive)
+    server.start()
+    try:
+        echo = ["-aec", "HOUNSFIELD", "127.0.0.1", str(server.port)]
+        assert run("echoscu", "-aet", "STRANGER", *echo).returncode != 0
+        add_device(archive, Device("FRIEND", "127.0.0.1", 104))
+        time.sleep(1.1)  # the allow-list is re-read at most once a second
+        assert run("echoscu", "-aet", "FRIEND", *echo).returncode == 0
+        assert run("echoscu", "-aet", "STRANGER", *echo).returncode != 0
+    finally:
+        server.stop(1)
+        archive.close()
+
+
+@pytest.mark.parametrize("level", ["STUDY", "SERIES", "IMAGE"])
+def test_get_every_level(archive: Archive, server: DimseServer, level: str) -> None:
+    study, series = generate_uid(), generate_uid()
+    stored = [instance(StudyInstanceUID=study, SeriesInstanceUID=series) for _ in range(3)]
+    for ds in stored:
+        put(archive, ds)
+    put(archive, instance())  # another study, never sent
+    received: list[str] = []
+
+    def on_store(event: evt.Event) -> int:
+        received.append(str(event.dataset.SOPInstanceUID))
+        return 0x0000
+
+    ae = _get_scu([CTImageStorage])
+    assoc = ae.associate(
+        "127.0.0.1",
+        server.port,
+        ae_title="HOUNSFIELD",
+        ext_neg=[build_role(CTImageStorage, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    query = Dataset()
+    query.QueryRetrieveLevel = level
+    query.StudyInstanceUID = study
+    if level != "STUDY":
+        query.SeriesInstanceUID = series
+    if level == "IMAGE":
+        query.SOPInstanceUID = "\\".join(str(d.SOPInstanceUID) for d in stored[:2])
+    responses = list(assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet))
+    assoc.release()
+    expected = stored[:2] if level == "IMAGE" else stored
+    assert sorted(received) == sorted(str(d.SOPInstanceUID) for d in expected)
+    final = responses[-1][0]
+    assert final.Status == 0x0000
+    assert final.NumberOfCompletedSuboperations == len(expected)
