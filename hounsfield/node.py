@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from types import FrameType
 
 import uvicorn
 
@@ -16,24 +19,42 @@ log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
-    """Serve until a signal arrives; in-flight stores finish before the process exits."""
+    """Serve until SIGTERM or SIGINT; in-flight stores finish before the process exits."""
     archive = open_archive(settings)
     apply_declared(archive, settings.devices)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     dimse = DimseServer(archive)
-    dimse.start()
-    config = uvicorn.Config(
-        create_app(archive),
-        host=settings.host,
-        port=settings.http_port,
-        log_level="warning",
-        access_log=False,
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_app(archive),
+            host=settings.host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+        )
     )
-    http = uvicorn.Server(config)
-    log.info("HTTP listening on %s:%d", settings.host, settings.http_port)
+    # Off the main thread uvicorn leaves signals alone: this function owns the shutdown.
+    web = threading.Thread(target=http.run, name="http", daemon=True)
     try:
-        http.run()  # returns on SIGINT / SIGTERM
+        dimse.start()
+        web.start()
+        log.info("HTTP listening on %s:%d", settings.host, settings.http_port)
+        while not stop.wait(0.5):
+            if not web.is_alive():
+                log.error("HTTP server stopped unexpectedly")
+                break
     finally:
         log.info("stopping")
+        http.should_exit = True
         dimse.stop()
+        web.join(timeout=10)
         archive.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         log.info("stopped")

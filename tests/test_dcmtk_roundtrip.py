@@ -20,7 +20,7 @@ pytestmark = pytest.mark.dcmtk
 
 # storescu / getscu flags that propose (or prefer) each transfer syntax.
 FLAGS: dict[str, tuple[str, str]] = {
-    "1.2.840.10008.1.2": ("", ""),
+    "1.2.840.10008.1.2": ("-xi", ""),
     "1.2.840.10008.1.2.1": ("", ""),
     "1.2.840.10008.1.2.2": ("-xb", "+xb"),
     "1.2.840.10008.1.2.1.99": ("-xd", "+xd"),

@@ -214,11 +214,11 @@ def test_storage_commitment_on_the_same_association(archive: Archive, server: Di
     report: dict[str, object] = {}
     done = threading.Event()
 
-    def on_report(event: evt.Event) -> int:
+    def on_report(event: evt.Event) -> tuple[int, None]:
         report["type"] = event.event_type
         report["info"] = event.event_information
         done.set()
-        return 0x0000
+        return 0x0000, None
 
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(StorageCommitmentPushModel)
@@ -245,11 +245,11 @@ def test_storage_commitment_on_a_new_association(archive: Archive, server: Dimse
     report: dict[str, object] = {}
     done = threading.Event()
 
-    def on_report(event: evt.Event) -> int:
+    def on_report(event: evt.Event) -> tuple[int, None]:
         report["type"] = event.event_type
         report["info"] = event.event_information
         done.set()
-        return 0x0000
+        return 0x0000, None
 
     listener = AE(ae_title="MODALITY")
     listener.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)

@@ -8,13 +8,7 @@ import time
 from functools import partial
 from typing import Any
 
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -31,10 +25,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 from hounsfield.archive.context import Archive
 from hounsfield.dimse.commitment import handle_action
 from hounsfield.dimse.find import handle_find
-from hounsfield.dimse.negotiation import prefer_requestor_for_retrieve
 from hounsfield.dimse.nodelay import set_nodelay
 from hounsfield.dimse.retrieve import handle_get, handle_move
-from hounsfield.dimse.sop_classes import storage_sop_classes
 from hounsfield.dimse.store import handle_store
 from hounsfield.metrics import ACTIVE_ASSOCIATIONS, ASSOCIATIONS
 from hounsfield.sites.devices import list_devices
@@ -43,15 +35,11 @@ log = logging.getLogger(__name__)
 
 _config.LOG_REQUEST_IDENTIFIERS = False
 
-# pynetdicom accepts the first of these the requestor proposes: uncompressed first (never
-# ask a modality to compress, let alone lossily), then every other syntax as proposed.
-_UNCOMPRESSED = [
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    DeflatedExplicitVRLittleEndian,
-]
-STORAGE_SYNTAXES = _UNCOMPRESSED + [ts for ts in ALL_TRANSFER_SYNTAXES if ts not in _UNCOMPRESSED]
+# Every storage SOP class, private and retired ones included, is accepted with the first
+# transfer syntax the requestor proposes, as it prefers; and the C-GET requestor gets the
+# syntax it prefers for what it receives. It also keeps the per-association copy of the
+# supported contexts tiny, which matters for association set-up time.
+_config.UNRESTRICTED_STORAGE_SERVICE = True
 
 QUERY_RETRIEVE = (
     PatientRootQueryRetrieveInformationModelFind,
@@ -74,8 +62,6 @@ def build_ae(archive: Archive) -> AE:
     ae.dimse_timeout = s.dimse_timeout
     ae.network_timeout = s.idle_timeout
     ae.add_supported_context(Verification)
-    for uid in storage_sop_classes():
-        ae.add_supported_context(uid, STORAGE_SYNTAXES, scu_role=True, scp_role=True)
     for uid in QUERY_RETRIEVE:
         ae.add_supported_context(uid)
     ae.add_supported_context(StorageCommitmentPushModel)
@@ -140,7 +126,6 @@ class DimseServer:
         a = self.archive
         return [
             (evt.EVT_CONN_OPEN, self.policy.on_connect),
-            (evt.EVT_REQUESTED, prefer_requestor_for_retrieve),
             (evt.EVT_CONN_CLOSE, _on_close),
             (evt.EVT_REJECTED, _on_rejected),
             (evt.EVT_C_STORE, partial(handle_store, archive=a)),
