@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -52,11 +54,22 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    """SQLite admits one writer; queueing this process's writers on a lock is fairer and
+    faster than SQLite's busy handler, which sleeps with growing back-off."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    return _SQLITE_WRITERS.setdefault(engine, threading.Lock())
+
+
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """A write transaction, committed on success; database outages become DatabaseUnavailable."""
     try:
-        with engine.connect() as conn:
+        with _writer_lock(engine), engine.connect() as conn:
             conn = conn.execution_options(**{WRITE: True})
             with conn.begin():
                 yield conn
