@@ -176,3 +176,12 @@ def ensure(root: Path, studies: int, instances: int, series_size: int) -> tuple[
     if cached is not None:
         return cached, False
     return generate(root, studies, instances, series_size), True
+
+
+def warm(corpus: Corpus) -> None:
+    """Read every file once so both servers are fed from the page cache."""
+    for study in corpus.studies:
+        for path in study.files:
+            with open(path, "rb") as fh:
+                while fh.read(1 << 20):
+                    pass

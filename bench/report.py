@@ -210,7 +210,7 @@ def markdown(
         f"({len(study.series)} series of {len(study.series[0].files)}), 512x512 16-bit, "
         f"Explicit VR Little Endian, {per:.2f} MB each, {size_mb:,.0f} MB in all; "
         "header from pydicom's CT_small.dcm",
-        f"- Hounsfield {env.hounsfield}, SQLite index, fsync on (defaults)",
+        f"- Hounsfield {env.hounsfield}, {settings.hounsfield_index}, fsync on (defaults)",
         f"- Orthanc {env.orthanc}, SQLite index, SyncStorageArea on, no plugins, "
         "StorageCompression off, MaximumPduLength 131072",
         f"- Clients: DCMTK {env.dcmtk} (storescu, findscu, getscu, movescu, storescp), "
@@ -229,7 +229,11 @@ def markdown(
         "## Method",
         "",
         "One run, same machine and corpus, Hounsfield first, then Orthanc; each server starts "
-        "on an empty data folder and is stopped (SIGTERM) afterwards.",
+        "on an empty data folder and is stopped (SIGTERM) afterwards. The corpus is read once "
+        "beforehand so both servers are fed from the page cache, and `sync` runs before each "
+        "server so neither pays for the other's writes. Both get 128 KB PDUs: storescu is "
+        "capped with `--max-send-pdu 131072` (Hounsfield offers 1 MB; Orthanc's maximum is "
+        "128 KB, raised from its 16 KB default), getscu and storescp offer 128 KB.",
         "",
         f"1. C-STORE, 1 association: one storescu process sends study 1 ({len(study.files)} "
         "files, `-R --max-send-pdu 131072`). Wall time of the process, start-up included.",
@@ -242,10 +246,12 @@ def markdown(
         "return keys over one pynetdicom association (main figure, one warm-up query first), "
         f"then {settings.find_queries} findscu runs, each paying process start-up and "
         "association set-up.",
-        "5. C-GET: getscu (Study Root, SERIES level) of study 1's first series; every instance "
-        "must arrive.",
+        "5. C-GET: getscu (Study Root, SERIES level) of study 1's first series into an empty "
+        f"folder; every instance must arrive. Run {settings.retrieve_repeats} times, median "
+        "kept; getscu's start-up is included.",
         "6. C-MOVE: movescu of the same series to a DCMTK storescp (AE STORESCP) that the "
-        "benchmark runs; every instance must arrive.",
+        "benchmark runs; every instance must arrive. Run "
+        f"{settings.retrieve_repeats} times, median kept.",
         "7. Memory: RSS of the server's process tree sampled every 100 ms during both ingest "
         "steps; VmHWM read from /proc before shutdown.",
         "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 import traceback
@@ -20,6 +22,14 @@ DEFAULT_NOTES = """## Notes
 
 (Profiling remarks go here; this section is kept as it is when the benchmark rewrites the file.)
 """
+
+
+def _exit_status(code: int | None) -> str:
+    if code is None:
+        return "none: still running after the grace period, killed"
+    if code < 0:
+        return f"{code} (ended by {signal.Signals(-code).name} itself, not by a clean exit)"
+    return str(code)
 
 
 def _bench_one(
@@ -43,8 +53,10 @@ def _bench_one(
     finally:
         if server is not None:
             server.stop()
-            print(f"    stopped, exit status {server.exit_code}", flush=True)
-            m.notes.append(f"exit status after SIGTERM: {server.exit_code}")
+            status = _exit_status(server.exit_code)
+            print(f"    stopped, exit status {status}", flush=True)
+            os.sync()  # the next server must not pay for this one's dirty pages
+            m.notes.append(f"exit status after SIGTERM: {status}")
             if m.errors:
                 m.errors[-1] += f"\nserver log (end):\n{server.log_tail()}"
     return m
@@ -65,6 +77,8 @@ def main() -> int:
         settings.corpus_dir, settings.studies, settings.instances, settings.series_size
     )
     what = "generated" if generated else "cached"
+    corpus_mod.warm(corpus)
+    os.sync()  # a freshly written corpus must not be flushed while the first server runs
     print(f"corpus {what}: {corpus.total_bytes / 1e6:,.0f} MB ({time.perf_counter() - t0:.1f}s)")
     env = describe()
 
@@ -74,7 +88,9 @@ def main() -> int:
         results = [
             _bench_one(
                 "Hounsfield",
-                lambda: start_hounsfield(settings.work_dir, storescp_port, settings.timeout),
+                lambda: start_hounsfield(
+                    settings.work_dir, storescp_port, settings.timeout, settings.postgres
+                ),
                 corpus,
                 settings,
                 storescp_dir,

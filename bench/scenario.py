@@ -91,6 +91,12 @@ def _find(c: Context) -> None:
         lambda: ops.find_latency(s.ae_title, s.port, uids, runs),
     )
     c.m.values |= {"find_ms": latency.median_ms, "find_p90_ms": latency.p90_ms}
+    if latency.wrong:
+        c.m.notes.append(
+            f"WARNING: {len(latency.wrong)} of {latency.runs} STUDY-level C-FINDs answered "
+            f"wrongly (timed all the same); first: {latency.wrong[0]}"
+        )
+        print(f"      {len(latency.wrong)} wrong answers, first: {latency.wrong[0]}", flush=True)
 
 
 def _findscu(c: Context) -> None:
@@ -103,12 +109,19 @@ def _findscu(c: Context) -> None:
     c.m.values["findscu_ms"] = latency.median_ms
 
 
+def _median_run(name: str, repeats: int, action: Callable[[], ops.Timed]) -> ops.Timed:
+    """Run `action` `repeats` times and keep the run with the median wall time."""
+    runs = [_timed(f"{name} ({i + 1}/{repeats})", action) for i in range(repeats)]
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
 def _get(c: Context) -> None:
     s, study = c.server, c.corpus.studies[0]
     series = study.series[0]
     out = c.settings.work_dir / "getscu"
-    got = _timed(
+    got = _median_run(
         f"C-GET series of {len(series.files)}",
+        c.settings.retrieve_repeats,
         lambda: ops.c_get(
             s.ae_title, s.port, study.uid, series.uid, len(series.files), out, c.settings.timeout
         ),
@@ -119,8 +132,9 @@ def _get(c: Context) -> None:
 def _move(c: Context) -> None:
     s, study = c.server, c.corpus.studies[0]
     series = study.series[0]
-    moved = _timed(
+    moved = _median_run(
         f"C-MOVE series of {len(series.files)}",
+        c.settings.retrieve_repeats,
         lambda: ops.c_move(
             s.ae_title,
             s.port,

@@ -14,6 +14,7 @@ from bench.procs import LOCALHOST, client_env, dcmtk, free_port, run, terminate,
 
 STARTUP_SECONDS = 90.0
 MOVE_DESTINATION = "STORESCP"
+PG_DATABASE = "hounsfield_bench"  # the only database the benchmark ever drops
 
 
 @dataclass
@@ -87,8 +88,23 @@ def hounsfield_command() -> str:
     return str(beside) if beside.is_file() else which("hounsfield")
 
 
-def start_hounsfield(work: Path, destination_port: int, timeout: float) -> Server:
-    """Fresh data folder, schema upgrade, move destination registered, then `hounsfield serve`."""
+def fresh_postgres(server_url: str) -> str:
+    """Drop and create the `hounsfield_bench` database on `server_url`; its URL."""
+    import psycopg  # only needed with BENCH_HOUNSFIELD_PG
+
+    base = server_url.rstrip("/")
+    if base.count("/") > 2:  # a database name was given: use the server it names
+        base = base.rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+    return f"{base}/{PG_DATABASE}"
+
+
+def start_hounsfield(
+    work: Path, destination_port: int, timeout: float, postgres: str | None = None
+) -> Server:
+    """Fresh data folder (and database), schema upgrade, move destination, `hounsfield serve`."""
     folder = _fresh(work / "hf")
     server = Server("Hounsfield", "HOUNSFIELD", free_port(), free_port(), folder, work / "hf.log")
     server.log.unlink(missing_ok=True)
@@ -100,6 +116,8 @@ def start_hounsfield(work: Path, destination_port: int, timeout: float) -> Serve
         "HOUNSFIELD_AE_TITLE": server.ae_title,
         "HOUNSFIELD_HOST": LOCALHOST,
     }
+    if postgres:
+        env["HOUNSFIELD_DATABASE_URL"] = fresh_postgres(postgres)
     cli = hounsfield_command()
     for step in (
         [cli, "db", "upgrade"],
@@ -144,8 +162,7 @@ def orthanc_config(server: Server, destination_port: int) -> dict[str, object]:
         "SaveJobs": False,
         "LimitFindResults": 0,
         "LimitFindInstances": 0,
-        "StorageAccessOnFind": "Always",
-        "MetricsEnabled": False,
+        "StorageAccessOnFind": "Always",  # Orthanc's default, stated for the record
     }
 
 

@@ -29,9 +29,16 @@ class BenchSettings:
     series_size: int
     parallel: int
     find_queries: int
+    retrieve_repeats: int
     timeout: float
     work_dir: Path
     results_file: Path
+    postgres: str | None
+
+    @property
+    def hounsfield_index(self) -> str:
+        """Which database holds Hounsfield's index, for the report."""
+        return "PostgreSQL index" if self.postgres else "SQLite index"
 
     @property
     def corpus_dir(self) -> Path:
@@ -40,7 +47,7 @@ class BenchSettings:
 
 
 def load() -> BenchSettings:
-    """Settings from the environment: BENCH_STUDIES, BENCH_INSTANCES, BENCH_SERIES_SIZE, ..."""
+    """Settings from the environment (see bench/README.md for every variable)."""
     studies = _int("BENCH_STUDIES", 2, minimum=2)
     instances = _int("BENCH_INSTANCES", 1000, minimum=8)
     return BenchSettings(
@@ -49,7 +56,9 @@ def load() -> BenchSettings:
         series_size=min(_int("BENCH_SERIES_SIZE", 100), instances),
         parallel=_int("BENCH_PARALLEL", 4),
         find_queries=_int("BENCH_FIND_QUERIES", 50),
+        retrieve_repeats=_int("BENCH_RETRIEVE_REPEATS", 3),
         timeout=float(_int("BENCH_TIMEOUT", 900)),
         work_dir=WORK_DIR,
         results_file=Path(os.environ.get("BENCH_RESULTS", str(RESULTS_FILE))),
+        postgres=os.environ.get("BENCH_HOUNSFIELD_PG", "").strip() or None,
     )
