@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from pynetdicom import AE, build_role, evt
@@ -324,3 +325,71 @@ def test_get_every_level(archive: Archive, server: DimseServer, level: str) -> N
     final = responses[-1][0]
     assert final.Status == 0x0000
     assert final.NumberOfCompletedSuboperations == len(expected)
+
+
+def test_get_decompresses_for_a_peer_without_the_stored_syntax(
+    archive: Archive, server: DimseServer
+) -> None:
+    """A JPEG 2000 object goes to a peer that only takes explicit VR little endian:
+    decoded, same pixels, same SOP Instance UID."""
+    from hounsfield.archive.filemeta import split_part10
+    from hounsfield.archive.store import store
+    from tests.data import local
+
+    original = local("MR2_J2KR.dcm")
+    meta, data = split_part10(original.read_bytes())
+    result = store(archive, str(meta.TransferSyntaxUID), data)
+    received: list[Dataset] = []
+
+    def on_store(event: evt.Event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received.append(ds)
+        return 0x0000
+
+    cuid = result.sop_class
+    ae = _get_scu([cuid])
+    assoc = ae.associate(
+        "127.0.0.1",
+        server.port,
+        ae_title="HOUNSFIELD",
+        ext_neg=[build_role(cuid, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.SOPInstanceUID = result.sop_instance
+    final = list(assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet))[-1][0]
+    assoc.release()
+    assert final.Status == 0x0000
+    (got,) = received
+    assert got.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert got.SOPInstanceUID == result.sop_instance
+    assert (got.pixel_array == dcmread(original).pixel_array).all()
+
+
+def test_idle_timeout_and_association_limit(tmp_path: Path, database_url: str) -> None:
+    archive = make_archive(
+        make_settings(tmp_path, database_url, idle_timeout=1.0, max_associations=1)
+    )
+    server = DimseServer(archive)
+    server.start()
+    try:
+        ae = AE(ae_title="IDLE")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        first = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
+        assert first.is_established
+        second = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
+        assert second.is_rejected  # only one association at a time
+        deadline = time.monotonic() + 10
+        while first.is_established and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not first.is_established  # the archive dropped the silent association
+        while server.ae.active_associations and time.monotonic() < deadline:
+            time.sleep(0.1)  # its thread winds down
+        third = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
+        assert third.is_established
+        third.release()
+    finally:
+        server.stop(1)
+        archive.close()
