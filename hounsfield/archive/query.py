@@ -82,6 +82,7 @@ SPECIAL = {
     "QueryRetrieveLevel",
     "SpecificCharacterSet",
 }
+_BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 _TABLE_OF = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
 
 
@@ -175,8 +176,12 @@ def find(
     root: Root = "study",
     limit: int | None = None,
     offset: int = 0,
+    whole_header: bool = False,
 ) -> Iterator[Dataset]:
-    """The response identifiers for a C-FIND (or QIDO-RS) request, in a stable order."""
+    """The response identifiers for a C-FIND (or QIDO-RS) request, in a stable order.
+
+    `whole_header` adds every attribute of the stored header that is not bulk data
+    (QIDO-RS includefield=all at instance level)."""
     level = query_level(identifier)
     if root == "study" and level == "PATIENT":
         raise InvalidDataset("PATIENT level is not part of the Study Root model")
@@ -189,7 +194,7 @@ def find(
         stmt = stmt.limit(limit)
     with db.read(archive.engine) as conn:
         pks = list(conn.scalars(stmt))
-    builder = _Builder(archive, identifier, level, title)
+    builder = _Builder(archive, identifier, level, title, whole_header)
     for start in range(0, len(pks), 200):
         yield from builder.build(pks[start : start + 200])
 
@@ -197,7 +202,15 @@ def find(
 class _Builder:
     """Builds response identifiers for a batch of matching rows."""
 
-    def __init__(self, archive: Archive, identifier: Dataset, level: Level, title: str) -> None:
+    def __init__(
+        self,
+        archive: Archive,
+        identifier: Dataset,
+        level: Level,
+        title: str,
+        whole_header: bool = False,
+    ) -> None:
+        self.whole_header = whole_header
         self.archive = archive
         self.identifier = identifier
         self.level = level
@@ -216,6 +229,8 @@ class _Builder:
         for kw, key in KEYS.items():
             if kw in self.identifier and key.level in tables:
                 cols.append(key.column.label(kw))
+        if self.level == "STUDY" and "ModalitiesInStudy" in self.identifier:
+            cols.append(study.c.modalities.label("ModalitiesInStudy"))
         stmt = select(*cols).where(level_table.c.pk.in_(pks))
         if self.level != "PATIENT":
             stmt = (
@@ -225,7 +240,7 @@ class _Builder:
             )
         with db.read(self.archive.engine) as conn:
             rows = {r.pk: r._mapping for r in conn.execute(stmt)}
-            headers = self._headers(conn, pks) if self.extra else {}
+            headers = self._headers(conn, pks) if self.extra or self.whole_header else {}
             computed = {pk: self._computed(conn, pk) for pk in pks}
         for pk in pks:
             if pk in rows:
@@ -261,10 +276,6 @@ class _Builder:
     def _computed(self, conn: Any, pk: int) -> dict[str, Any]:
         want = {e.keyword for e in self.identifier} & SPECIAL
         out: dict[str, Any] = {}
-        if self.level == "STUDY" and "ModalitiesInStudy" in want:
-            out["ModalitiesInStudy"] = conn.scalar(
-                select(study.c.modalities).where(study.c.pk == pk)
-            )
         if self.level == "STUDY" and "SOPClassesInStudy" in want:
             out["SOPClassesInStudy"] = list(
                 conn.scalars(
@@ -300,8 +311,10 @@ class _Builder:
                 continue
             if kw == "QueryRetrieveLevel":
                 ds.QueryRetrieveLevel = self.level
-            elif kw in row:
+            elif kw in KEYS and kw in row:
                 _set(ds, elem.tag, _from_column(KEYS[kw], row[kw]))
+            elif kw == "ModalitiesInStudy" and kw in row:
+                _set(ds, elem.tag, _multi(row[kw]))
             elif kw in computed:
                 _set(ds, elem.tag, _multi(computed[kw]))
             elif kw == "RetrieveAETitle":
@@ -312,6 +325,10 @@ class _Builder:
                 ds[elem.tag] = header[elem.tag]
             else:
                 ds.add(DataElement(elem.tag, elem.VR, None))
+        if self.whole_header and header is not None:
+            for elem in header:
+                if elem.tag not in ds and elem.VR not in _BULK_VRS and elem.tag.group > 2:
+                    ds[elem.tag] = elem
         if _needs_utf8(ds):
             ds.SpecificCharacterSet = "ISO_IR 192"
         return ds

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
@@ -81,7 +80,8 @@ def _report(
     result = verify(archive, refs, partition)
     event_type, info = event_info(transaction, result)
     assoc = event.assoc
-    time.sleep(0.05)  # let the N-ACTION response go out first
+    # Sending pauses the association's reactor first, and the reactor pauses only after it
+    # has sent the N-ACTION response: the report never overtakes it.
     if assoc.is_established:
         rsp = assoc.send_n_event_report(
             info, event_type, StorageCommitmentPushModel, COMMITMENT_INSTANCE
