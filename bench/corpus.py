@@ -123,8 +123,13 @@ def _write_instance(
     return out.stat().st_size
 
 
-def generate(root: Path, studies: int, instances: int, series_size: int) -> Corpus:
-    """Write `studies` x `instances` files into `root` (replacing what was there)."""
+def generate(
+    root: Path, studies: int, instances: int, series_size: int, prefix: str = "BENCH"
+) -> Corpus:
+    """Write `studies` x `instances` files into `root` (replacing what was there).
+
+    Patients are named after `prefix` (BENCH001, ...), so two corpora can share one archive.
+    """
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -134,7 +139,9 @@ def generate(root: Path, studies: int, instances: int, series_size: int) -> Corp
     total = 0
     for s in range(studies):
         study_date = (FIRST_STUDY_DATE + timedelta(days=7 * s)).strftime("%Y%m%d")
-        study = Study(generate_uid(), study_date, f"BENCH{s + 1:03d}", f"BENCH^STUDY{s + 1:03d}")
+        study = Study(
+            generate_uid(), study_date, f"{prefix}{s + 1:03d}", f"{prefix}^STUDY{s + 1:03d}"
+        )
         template.FrameOfReferenceUID = generate_uid()
         for number in range(1, instances + 1):
             index = (number - 1) // series_size
@@ -170,12 +177,14 @@ def _load(root: Path) -> Corpus | None:
     return corpus
 
 
-def ensure(root: Path, studies: int, instances: int, series_size: int) -> tuple[Corpus, bool]:
+def ensure(
+    root: Path, studies: int, instances: int, series_size: int, prefix: str = "BENCH"
+) -> tuple[Corpus, bool]:
     """The cached corpus at `root`, generated first if missing; True if it was generated."""
     cached = _load(root)
     if cached is not None:
         return cached, False
-    return generate(root, studies, instances, series_size), True
+    return generate(root, studies, instances, series_size, prefix), True
 
 
 def warm(corpus: Corpus) -> None:

@@ -149,7 +149,8 @@ def study_query(study_uid: str) -> Dataset:
     return ds
 
 
-def _latency(samples: list[float], wrong: Sequence[str] = ()) -> Latency:
+def latency_of(samples: list[float], wrong: Sequence[str] = ()) -> Latency:
+    """Median and 90th percentile in ms of wall times in seconds."""
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
     return Latency(statistics.median(ordered) * 1000, p90 * 1000, len(ordered), tuple(wrong))
@@ -175,7 +176,7 @@ def find_latency(ae_title: str, port: int, study_uids: Sequence[str], runs: int)
                 wrong.append(f"query {i + 1} for {uid} answered {len(got)} studies {got}")
     finally:
         assoc.release()
-    return _latency(samples, wrong)
+    return latency_of(samples, wrong)
 
 
 def findscu_latency(
@@ -195,7 +196,7 @@ def findscu_latency(
             args += ["-k", key]
         done = run([*args, LOCALHOST, str(port)], timeout=timeout).check()
         samples.append(done.seconds)
-    return _latency(samples)
+    return latency_of(samples)
 
 
 def image_count(

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bench.corpus import Corpus
+from bench import web_report
+from bench.corpus import Corpus, Study
 from bench.environment import Environment
-from bench.scenario import Measurements
+from bench.radiographs import NAMES as RADIOGRAPHS
 from bench.settings import BenchSettings
+from bench.steps import Measurements
 
 NOTES_HEADING = "## Notes"
 
@@ -52,7 +54,65 @@ class Row:
     higher_is_better: bool
     target: Target | None = None
     digits: int = 1
+    part: str = "dimse"  # which BENCH_PARTS part measures it ("any": both)
 
+
+def _web(
+    key: str, label: str, unit: str, higher: bool, target: Target | None = None, digits: int = 1
+) -> Row:
+    return Row(key, label, unit, higher, target, digits, "web")
+
+
+WEB_ROWS = (
+    _web(
+        "stow_ips",
+        "STOW-RS {stow} CT in requests of {batch} (Orthanc: POST /instances, 1 each)",
+        "inst/s",
+        True,
+        Target(1.0, True),
+    ),
+    _web("stow_mbps", "STOW-RS / POST /instances, same", "MB/s", True),
+    _web(
+        "qido_ms",
+        "QIDO-RS /studies?PatientID=, median, keep-alive",
+        "ms",
+        False,
+        Target(1.5, False),
+        2,
+    ),
+    _web("qido_p90_ms", "QIDO-RS /studies?PatientID=, 90th percentile", "ms", False, None, 2),
+    _web(
+        "wado_mbps",
+        "WADO-RS series of {series}, transfer-syntax=*",
+        "MB/s",
+        True,
+        Target(0.8, True),
+    ),
+    _web("wado_s", "WADO-RS series of {series}, transfer-syntax=*", "s", False, None, 3),
+    _web(
+        "meta_ms",
+        "WADO-RS metadata, study of {instances}, warm median",
+        "ms",
+        False,
+        Target(1.0, False),
+    ),
+    _web("meta_cold_ms", "WADO-RS metadata, study of {instances}, first request", "ms", False),
+    _web("meta_mb", "WADO-RS metadata, study of {instances}, body size", "MB", False, None, 2),
+    *(
+        _web(
+            f"render_cold_ms:{name}",
+            f"Rendered 512 px {name}, first request (median of copies)",
+            "ms",
+            False,
+            Target(0.5, False),
+        )
+        for name in RADIOGRAPHS
+    ),
+    *(
+        _web(f"render_warm_ms:{name}", f"Rendered 512 px {name}, repeat median", "ms", False)
+        for name in RADIOGRAPHS
+    ),
+)
 
 ROWS = (
     Row("store1_ips", "C-STORE, 1 association", "inst/s", True, Target(0.8, True)),
@@ -74,8 +134,9 @@ ROWS = (
         False,
         Target(300, False, on_ratio=False),
     ),
-    Row("vmhwm_mb", "Server VmHWM at end of run", "MB", False),
     Row("ingest_cpu_ms", "Server CPU time per ingested instance", "ms", False, None, 2),
+    *WEB_ROWS,
+    Row("vmhwm_mb", "Server VmHWM at end of run", "MB", False, part="any"),
 )
 
 
@@ -101,9 +162,14 @@ def lines(
         "parallel": settings.parallel,
         "series": len(corpus.studies[0].series[0].files),
         "total": corpus.instance_count,
+        "stow": settings.stow_instances,
+        "batch": settings.stow_batch,
+        "instances": len(corpus.studies[0].files),
     }
     out: list[Line] = []
     for row in ROWS:
+        if row.part != "any" and row.part not in settings.parts:
+            continue
         a, b = hf.values.get(row.key), oc.values.get(row.key)
         ratio = a / b if a is not None and b else None
         out.append(
@@ -211,11 +277,13 @@ def markdown(
         f"Explicit VR Little Endian, {per:.2f} MB each, {size_mb:,.0f} MB in all; "
         "header from pydicom's CT_small.dcm",
         f"- Hounsfield {env.hounsfield}, {settings.hounsfield_index}, fsync on (defaults)",
-        f"- Orthanc {env.orthanc}, SQLite index, SyncStorageArea on, no plugins, "
+        f"- Orthanc {env.orthanc}, SQLite index, SyncStorageArea on, {_plugins(results)}, "
         "StorageCompression off, MaximumPduLength 131072",
         f"- Clients: DCMTK {env.dcmtk} (storescu, findscu, getscu, movescu, storescp), "
         f"pynetdicom {env.pynetdicom} / pydicom {env.pydicom}, Python {env.python}; "
-        "TCP_NODELAY=1 for every process, all traffic on 127.0.0.1",
+        f"TCP_NODELAY=1 for every process{web_report.client_words(settings)}, all traffic on "
+        "127.0.0.1",
+        f"- Parts run (`BENCH_PARTS`): {', '.join(sorted(settings.parts))}",
         "",
         "## Results",
         "",
@@ -226,6 +294,7 @@ def markdown(
         "",
         f"Targets met: {passed} of {len(verdicts)}.",
         "",
+        *web_report.decode_table(results[0], settings),
         "## Method",
         "",
         "One run, same machine and corpus, Hounsfield first, then Orthanc; each server starts "
@@ -235,7 +304,38 @@ def markdown(
         "capped with `--max-send-pdu 131072` (Hounsfield offers 1 MB; Orthanc's maximum is "
         "128 KB, raised from its 16 KB default), getscu and storescp offer 128 KB.",
         "",
-        f"1. C-STORE, 1 association: one storescu process sends study 1 ({len(study.files)} "
+    ]
+    if settings.dimse:
+        parts += _dimse_method(settings, study)
+    if settings.web:
+        parts += web_report.method(settings, corpus)
+    parts += [
+        "Memory: RSS of the server's process tree sampled every 100 ms during the DIMSE ingest; "
+        "VmHWM read from /proc before shutdown.",
+        "",
+    ]
+    remarks = [f"- {m.server}: {note}" for m in results for note in m.notes]
+    remarks += web_report.remarks(results)
+    failures = [f"- {m.server}, {e.splitlines()[0]}" for m in results for e in m.errors]
+    parts += ["## Run remarks", "", *remarks, *failures, ""]
+    for m in results:
+        for error in m.errors:
+            parts += [f"{m.server} error output:", "", "```", error.strip(), "```", ""]
+    parts.append(_existing_notes(settings.results_file) or default_notes)
+    return "\n".join(parts)
+
+
+def _plugins(results: list[Measurements]) -> str:
+    names = [m.labels.get("plugins", "") for m in results if m.server == "Orthanc"]
+    return f"plugins: {names[0]}" if names and names[0] else "no plugins"
+
+
+def _dimse_method(settings: BenchSettings, study: Study) -> list[str]:
+    files = len(study.files)
+    return [
+        "DIMSE part:",
+        "",
+        f"1. C-STORE, 1 association: one storescu process sends study 1 ({files} "
         "files, `-R --max-send-pdu 131072`). Wall time of the process, start-up included.",
         f"2. C-STORE, {settings.parallel} associations: the other studies split into "
         f"{settings.parallel} file lists, one storescu each, started together; wall time until "
@@ -252,18 +352,8 @@ def markdown(
         "6. C-MOVE: movescu of the same series to a DCMTK storescp (AE STORESCP) that the "
         "benchmark runs; every instance must arrive. Run "
         f"{settings.retrieve_repeats} times, median kept.",
-        "7. Memory: RSS of the server's process tree sampled every 100 ms during both ingest "
-        "steps; VmHWM read from /proc before shutdown.",
         "",
     ]
-    remarks = [f"- {m.server}: {note}" for m in results for note in m.notes]
-    failures = [f"- {m.server}, {e.splitlines()[0]}" for m in results for e in m.errors]
-    parts += ["## Run remarks", "", *remarks, *failures, ""]
-    for m in results:
-        for error in m.errors:
-            parts += [f"{m.server} error output:", "", "```", error.strip(), "```", ""]
-    parts.append(_existing_notes(settings.results_file) or default_notes)
-    return "\n".join(parts)
 
 
 def write(path: Path, text: str) -> None:

@@ -38,6 +38,7 @@ def _bench_one(
     corpus: corpus_mod.Corpus,
     settings: BenchSettings,
     storescp_dir: Path,
+    stow: corpus_mod.Corpus | None,
 ) -> Measurements:
     m = Measurements(name)
     print(f"\n== {name}", flush=True)
@@ -46,7 +47,7 @@ def _bench_one(
         server = start()
         ready = wait_ready(server)
         print(f"    ready after {ready:.1f}s (pid {server.pid}, DICOM port {server.port})")
-        measure(Context(server, corpus, settings, storescp_dir, m))
+        measure(Context(server, corpus, settings, storescp_dir, m, stow))
     except Exception as exc:
         print(f"\n    FAILED: {exc}", flush=True)
         m.errors.append(f"start-up: {exc}\n{traceback.format_exc(limit=4)}")
@@ -68,8 +69,9 @@ def main() -> int:
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     started_at, started = report.timestamp(), time.perf_counter()
     print(
-        f"corpus: {settings.studies} studies x {settings.instances} instances "
-        f"(series of {settings.series_size}) in {settings.corpus_dir}",
+        f"parts: {', '.join(sorted(settings.parts))}; corpus: {settings.studies} studies x "
+        f"{settings.instances} instances (series of {settings.series_size}) in "
+        f"{settings.corpus_dir}",
         flush=True,
     )
     t0 = time.perf_counter()
@@ -78,6 +80,12 @@ def main() -> int:
     )
     what = "generated" if generated else "cached"
     corpus_mod.warm(corpus)
+    stow = None
+    if settings.web:
+        stow, _ = corpus_mod.ensure(
+            settings.stow_corpus_dir, 1, settings.stow_instances, settings.series_size, "STOW"
+        )
+        corpus_mod.warm(stow)
     os.sync()  # a freshly written corpus must not be flushed while the first server runs
     print(f"corpus {what}: {corpus.total_bytes / 1e6:,.0f} MB ({time.perf_counter() - t0:.1f}s)")
     env = describe()
@@ -94,13 +102,15 @@ def main() -> int:
                 corpus,
                 settings,
                 storescp_dir,
+                stow,
             ),
             _bench_one(
                 "Orthanc",
-                lambda: start_orthanc(settings.work_dir, storescp_port),
+                lambda: start_orthanc(settings.work_dir, storescp_port, settings.web),
                 corpus,
                 settings,
                 storescp_dir,
+                stow,
             ),
         ]
     finally:

@@ -2,49 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TypeVar
 
 from bench import dicom_ops as ops
-from bench.corpus import Corpus
+from bench import web_scenario
 from bench.memory import RssSampler, cpu_seconds, peak_rss_mb
-from bench.servers import MOVE_DESTINATION, Server
-from bench.settings import BenchSettings
+from bench.servers import MOVE_DESTINATION
+from bench.steps import Context, Measurements, median_by
+from bench.steps import timed as _timed
 
-T = TypeVar("T")
-
-
-@dataclass
-class Measurements:
-    """Every figure measured on one server, by metric key, plus remarks and failures."""
-
-    server: str
-    values: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every step needs."""
-
-    server: Server
-    corpus: Corpus
-    settings: BenchSettings
-    storescp_dir: Path
-    m: Measurements
-
-
-def _timed(name: str, action: Callable[[], T]) -> T:
-    print(f"    {name} ...", end="", flush=True)
-    started = time.perf_counter()
-    result = action()
-    print(f" {time.perf_counter() - started:.1f}s", flush=True)
-    return result
+__all__ = ["Context", "Measurements", "measure"]
 
 
 def _ingest(c: Context) -> None:
@@ -111,8 +79,7 @@ def _findscu(c: Context) -> None:
 
 def _median_run(name: str, repeats: int, action: Callable[[], ops.Timed]) -> ops.Timed:
     """Run `action` `repeats` times and keep the run with the median wall time."""
-    runs = [_timed(f"{name} ({i + 1}/{repeats})", action) for i in range(repeats)]
-    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+    return median_by(name, repeats, action, lambda r: r.seconds)
 
 
 def _get(c: Context) -> None:
@@ -157,19 +124,32 @@ STEPS: tuple[tuple[str, Callable[[Context], None]], ...] = (
     ("C-GET", _get),
     ("C-MOVE", _move),
 )
+FATAL = (_ingest, *web_scenario.FATAL)
 
 
-def measure(c: Context) -> None:
-    """Run every step in order; a failed step is recorded and the next one runs.
-
-    A failed ingest ends the sequence: nothing after it would mean anything.
-    """
-    for name, step in STEPS:
+def _run(c: Context, steps: tuple[tuple[str, Callable[[Context], None]], ...]) -> bool:
+    """Run steps in order, recording failures; False if a fatal (ingest) step failed."""
+    for name, step in steps:
         try:
             step(c)
         except Exception as exc:
             print(f" FAILED\n      {str(exc).splitlines()[0]}", flush=True)
             c.m.errors.append(f"{name}: {exc}\n{traceback.format_exc(limit=4)}")
-            if step is _ingest:
-                break
+            if step in FATAL:
+                return False
+    return True
+
+
+def measure(c: Context) -> None:
+    """Run the DIMSE part and then the DICOMweb part, as BENCH_PARTS asks.
+
+    A failed ingest ends the sequence: nothing after it would mean anything.
+    """
+    ok = True
+    if c.settings.dimse:
+        ok = _run(c, STEPS)
+    elif c.settings.web:
+        ok = _run(c, (("ingest (set-up)", web_scenario.setup_ingest),))
+    if ok and c.settings.web:
+        _run(c, web_scenario.STEPS)
     c.m.values["vmhwm_mb"] = peak_rss_mb(c.server.pid)

@@ -13,6 +13,9 @@ from pathlib import Path
 from bench.procs import LOCALHOST, client_env, dcmtk, free_port, run, terminate, which
 
 STARTUP_SECONDS = 90.0
+ORTHANC_PLUGINS = Path("/usr/share/orthanc/plugins")
+DICOMWEB_PLUGIN = ORTHANC_PLUGINS / "libOrthancDicomWeb.so"  # Debian's orthanc-dicomweb
+GDCM_PLUGIN = ORTHANC_PLUGINS / "libOrthancGdcm.so"  # Debian's orthanc-gdcm: JPEG 2000 decoding
 MOVE_DESTINATION = "STORESCP"
 PG_DATABASE = "hounsfield_bench"  # the only database the benchmark ever drops
 
@@ -27,8 +30,20 @@ class Server:
     http_port: int
     folder: Path
     log: Path
+    dicomweb_path: str = "/dicomweb"
+    plugins: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     exit_code: int | None = None
+
+    @property
+    def http_base(self) -> str:
+        """The server's HTTP root URL."""
+        return f"http://{LOCALHOST}:{self.http_port}"
+
+    @property
+    def dicomweb_root(self) -> str:
+        """The server's DICOMweb root URL (no trailing slash)."""
+        return self.http_base + self.dicomweb_path
 
     @property
     def pid(self) -> int:
@@ -131,14 +146,24 @@ def start_hounsfield(
     return server
 
 
+def orthanc_plugins(web: bool) -> tuple[str, ...]:
+    """The plugins Orthanc loads: DICOMweb (and GDCM, when installed) for the web part."""
+    if not web:
+        return ()
+    if not DICOMWEB_PLUGIN.is_file():
+        raise SystemExit(f"{DICOMWEB_PLUGIN} not found: install orthanc-dicomweb")
+    return tuple(str(p) for p in (DICOMWEB_PLUGIN, GDCM_PLUGIN) if p.is_file())
+
+
 def orthanc_config(server: Server, destination_port: int) -> dict[str, object]:
-    """Orthanc's configuration: own SQLite index and storage, no plugins, durable writes."""
+    """Orthanc's configuration: own SQLite index and storage, durable writes, given plugins."""
     return {
         "Name": "bench",
         "StorageDirectory": str(server.folder / "storage"),
         "IndexDirectory": str(server.folder / "index"),
         "StorageCompression": False,
-        "Plugins": [],
+        "Plugins": list(server.plugins),
+        "DicomWeb": {"Enable": True, "Root": server.dicomweb_path + "/"},
         "HttpServerEnabled": True,
         "HttpPort": server.http_port,
         "RemoteAccessAllowed": False,
@@ -166,10 +191,19 @@ def orthanc_config(server: Server, destination_port: int) -> dict[str, object]:
     }
 
 
-def start_orthanc(work: Path, destination_port: int) -> Server:
-    """Orthanc with a generated configuration in bench/work/orthanc."""
+def start_orthanc(work: Path, destination_port: int, web: bool = False) -> Server:
+    """Orthanc with a generated configuration in bench/work/orthanc (plugins if `web`)."""
     folder = _fresh(work / "orthanc")
-    server = Server("Orthanc", "ORTHANC", free_port(), free_port(), folder, work / "orthanc.log")
+    server = Server(
+        "Orthanc",
+        "ORTHANC",
+        free_port(),
+        free_port(),
+        folder,
+        work / "orthanc.log",
+        dicomweb_path="/dicom-web",
+        plugins=orthanc_plugins(web),
+    )
     server.log.unlink(missing_ok=True)
     config = folder / "orthanc.json"
     config.write_text(json.dumps(orthanc_config(server, destination_port), indent=2))

@@ -10,6 +10,16 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / "work"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
+PARTS = ("dimse", "web")
+
+
+def _parts() -> frozenset[str]:
+    raw = os.environ.get("BENCH_PARTS", "").strip()
+    chosen = {p.strip().lower() for p in raw.split(",") if p.strip()} if raw else set(PARTS)
+    unknown = chosen - set(PARTS)
+    if unknown or not chosen:
+        raise SystemExit(f"BENCH_PARTS takes {' and/or '.join(PARTS)}, got {raw!r}")
+    return frozenset(chosen)
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -34,6 +44,14 @@ class BenchSettings:
     work_dir: Path
     results_file: Path
     postgres: str | None
+    parts: frozenset[str]
+    qido_queries: int
+    wado_repeats: int
+    metadata_repeats: int
+    render_repeats: int
+    render_copies: int
+    stow_instances: int
+    stow_batch: int
 
     @property
     def hounsfield_index(self) -> str:
@@ -44,6 +62,21 @@ class BenchSettings:
     def corpus_dir(self) -> Path:
         """The cached corpus for these sizes."""
         return self.work_dir / "corpus" / f"{self.studies}x{self.instances}x{self.series_size}"
+
+    @property
+    def stow_corpus_dir(self) -> Path:
+        """The cached single-study corpus sent by STOW-RS and POST /instances."""
+        return self.work_dir / "corpus" / f"stow-{self.stow_instances}"
+
+    @property
+    def dimse(self) -> bool:
+        """Whether the DIMSE part runs."""
+        return "dimse" in self.parts
+
+    @property
+    def web(self) -> bool:
+        """Whether the DICOMweb part runs."""
+        return "web" in self.parts
 
 
 def load() -> BenchSettings:
@@ -61,4 +94,12 @@ def load() -> BenchSettings:
         work_dir=WORK_DIR,
         results_file=Path(os.environ.get("BENCH_RESULTS", str(RESULTS_FILE))),
         postgres=os.environ.get("BENCH_HOUNSFIELD_PG", "").strip() or None,
+        parts=_parts(),
+        qido_queries=_int("BENCH_QIDO_QUERIES", 50),
+        wado_repeats=_int("BENCH_WADO_REPEATS", 3),
+        metadata_repeats=_int("BENCH_METADATA_REPEATS", 5),
+        render_repeats=_int("BENCH_RENDER_REPEATS", 3),
+        render_copies=_int("BENCH_RENDER_COPIES", 3),
+        stow_instances=_int("BENCH_STOW_INSTANCES", 200),
+        stow_batch=_int("BENCH_STOW_BATCH", 10),
     )

@@ -14,6 +14,7 @@ from rich.table import Table
 from hounsfield.archive.context import Archive, open_archive
 from hounsfield.archive.importer import Summary, expand, import_paths
 from hounsfield.archive.status import status as archive_status
+from hounsfield.cli_admin import SUBCOMMANDS as ADMIN_SUBCOMMANDS
 from hounsfield.db import migrate
 from hounsfield.db.engine import make_engine
 from hounsfield.errors import ArchiveError
@@ -25,7 +26,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 device_app = typer.Typer(help="Remote DICOM devices.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
-console = Console()
+for _sub, _name in ADMIN_SUBCOMMANDS:
+    app.add_typer(_sub, name=_name)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True)
 _state: dict[str, Settings] = {}
 
 
@@ -53,7 +57,7 @@ def _archive() -> Archive:
     try:
         return open_archive(_settings())
     except ArchiveError as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        err_console.print(exc.message, style="red", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -65,7 +69,7 @@ def serve() -> None:
     try:
         run(_settings())
     except ArchiveError as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        err_console.print(exc.message, style="red", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -94,7 +98,7 @@ def device_add(
     try:
         new = add_device(_archive(), Device(ae_title, host, port, description))
     except ArchiveError as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        err_console.print(exc.message, style="red", soft_wrap=True)
         raise typer.Exit(2) from exc
     console.print(f"{'added' if new else 'updated'} {ae_title} at {host}:{port}")
 
@@ -114,7 +118,7 @@ def device_remove(ae_title: str) -> None:
     try:
         remove_device(_archive(), ae_title)
     except ArchiveError as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        err_console.print(exc.message, style="red", soft_wrap=True)
         raise typer.Exit(1) from exc
     console.print(f"removed {ae_title}")
 
@@ -154,7 +158,7 @@ def status() -> None:
         f"patients {s.patients}  studies {s.studies}  series {s.series}  "
         f"instances {s.instances}  stored {_size(s.stored_bytes)}"
     )
-    table = Table("filesystem", "tier", "stored", "free", "capacity")
+    table = Table("filesystem", "tier", "stored", "free", "capacity", "used", "low/high")
     for fs in s.filesystems:
         table.add_row(
             fs.path,
@@ -162,6 +166,8 @@ def status() -> None:
             _size(fs.stored_bytes),
             _size(fs.free_bytes) if fs.free_bytes is not None else "unreachable",
             _size(fs.capacity_bytes) if fs.capacity_bytes else "-",
+            f"{fs.used_percent:.1f}%" if fs.used_percent is not None else "-",
+            f"{fs.low_watermark}/{fs.high_watermark}%",
         )
     console.print(table)
 
@@ -173,3 +179,31 @@ def _size(n: int) -> str:
             return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
         value /= 1024
     return f"{n} B"
+
+
+metadata_app = typer.Typer(help="Per-study metadata documents (DICOMweb).", no_args_is_help=True)
+app.add_typer(metadata_app, name="metadata")
+
+
+@metadata_app.command("rebuild")
+def metadata_rebuild(
+    study: Annotated[str | None, typer.Option(help="Only this Study Instance UID.")] = None,
+    partition: Annotated[str | None, typer.Option(help="Partition AE title.")] = None,
+) -> None:
+    """Rebuild the study metadata documents from the index."""
+    from hounsfield.archive import metadata
+
+    archive = _archive()
+    try:
+        uids = [study] if study else metadata.studies(archive, partition=partition)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("rebuilding", total=len(uids))
+            instances = 0
+            for uid in uids:
+                instances += metadata.rebuild(archive, uid, partition=partition)
+                progress.advance(task)
+    except ArchiveError as exc:
+        err_console.print(exc.message, style="red", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    console.print(f"rebuilt {len(uids)} studies, {instances} instances")

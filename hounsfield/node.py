@@ -11,6 +11,7 @@ import uvicorn
 
 from hounsfield.archive.context import open_archive
 from hounsfield.dimse.server import DimseServer
+from hounsfield.scheduled.background import Background
 from hounsfield.settings import Settings
 from hounsfield.sites.devices import apply_declared
 from hounsfield.web.app import create_app
@@ -30,6 +31,7 @@ def serve(settings: Settings) -> None:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     dimse = DimseServer(archive)
+    background = Background(archive)
     http = uvicorn.Server(
         uvicorn.Config(
             create_app(archive),
@@ -42,6 +44,7 @@ def serve(settings: Settings) -> None:
     # Off the main thread uvicorn leaves signals alone: this function owns the shutdown.
     web = threading.Thread(target=http.run, name="http", daemon=True)
     try:
+        background.start()
         dimse.start()
         web.start()
         log.info("HTTP listening on %s:%d", settings.host, settings.http_port)
@@ -52,6 +55,7 @@ def serve(settings: Settings) -> None:
     finally:
         log.info("stopping")
         http.should_exit = True
+        background.stop()
         dimse.stop()
         web.join(timeout=10)
         archive.close()

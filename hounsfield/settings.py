@@ -28,6 +28,46 @@ class DeviceConfig(BaseModel):
     description: str = ""
 
 
+class FilesystemConfig(BaseModel):
+    """A storage filesystem declared in the TOML file."""
+
+    path: Path
+    tier: int = Field(default=1, ge=1, le=3)
+    enabled: bool = True
+    read_only: bool = False
+    write_only: bool = False
+    capacity_bytes: int | None = None
+    low_watermark: int = Field(default=80, ge=0, le=100)
+    high_watermark: int = Field(default=90, ge=0, le=100)
+
+
+class RuleCondition(BaseModel):
+    """One condition of a server rule: an attribute (or `CallingAE`), a test, a value."""
+
+    attribute: str
+    op: Literal["equals", "one-of", "regex", "present", "absent"] = "equals"
+    value: str = ""
+    values: list[str] = []
+
+
+class RuleConfig(BaseModel):
+    """A server rule declared in the TOML file."""
+
+    name: str
+    action: str
+    partition: str | None = None
+    after: str = "0 days"
+    time_from: Literal["receipt", "study-date"] = Field(default="receipt", alias="from")
+    match: Literal["all", "any"] = "all"
+    conditions: list[RuleCondition] = []
+    exempt: bool = False
+    default: bool = False
+    enabled: bool = True
+    params: dict[str, str | int | float] = {}
+
+    model_config = {"populate_by_name": True}
+
+
 class Settings(BaseSettings):
     """Everything one node needs to start; embedded defaults run with no set-up."""
 
@@ -56,6 +96,26 @@ class Settings(BaseSettings):
     fsync: bool = True
 
     devices: list[DeviceConfig] = []
+    filesystems: list[FilesystemConfig] = []
+    rules: list[RuleConfig] = []
+
+    queue_threads: int = Field(default=10, ge=0)
+    queue_processes: int = Field(default=1, ge=0)
+    queue_lease_seconds: float = Field(default=60.0, gt=0)
+    queue_poll_seconds: float = Field(default=1.0, gt=0)
+    queue_keep_completed_hours: float = 24.0
+    study_settle_seconds: float = 60.0
+    import_settle_seconds: float = 5.0
+    scheduler: bool = True
+    scheduler_poll_seconds: float = 5.0
+    alert_keep_days: float = 30.0
+    alert_archive: bool = False
+    app_log_keep_days: float = 2.0
+
+    cors_origins: list[str] = []
+    public_url: str | None = None
+    qido_max_limit: int = Field(default=10_000, ge=1)
+    render_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
 
     @field_validator("ae_title")
     @classmethod

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
+from hounsfield.archive.parents import ParentCache
 from hounsfield.db import engine as db
 from hounsfield.db import migrate
 from hounsfield.db.engine import make_engine
@@ -24,6 +25,7 @@ class Archive:
     settings: Settings
     engine: Engine
     filesystems: Filesystems
+    parents: ParentCache = field(default_factory=ParentCache)
     _partitions: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from hounsfield.archive.context import Archive
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
+from hounsfield.storage.tiers import list_filesystems
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class FilesystemUsage:
     stored_bytes: int
     free_bytes: int | None
     capacity_bytes: int | None
+    used_percent: float | None = None  # of the capacity, or of the disk without one
+    low_watermark: int = 80
+    high_watermark: int = 90
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ def status(archive: Archive) -> Status:
             ).all()
         )
         rows = conn.execute(select(filesystem).order_by(filesystem.c.pk)).mappings().all()
+    percents = {u.pk: u.percent for u in list_filesystems(archive.engine)}
     usages = []
     for row in rows:
         try:
@@ -61,6 +66,9 @@ def status(archive: Archive) -> Status:
                 int(used.get(row["pk"], 0) or 0),
                 free,
                 row["capacity_bytes"],
+                percents.get(row["pk"]),
+                row["low_watermark"],
+                row["high_watermark"],
             )
         )
     return Status(*counts, stored_bytes=sum(u.stored_bytes for u in usages), filesystems=usages)

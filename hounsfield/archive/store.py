@@ -6,30 +6,28 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, String, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.delete import refresh_modalities, remove_instance_rows
+from hounsfield.archive.delete import RemovedFile, remove_instance_rows
 from hounsfield.archive.filemeta import dataset_offset, file_meta_bytes
+from hounsfield.archive.index import Existing, StoredFile, find_existing, index_object
+from hounsfield.archive.metadata import invalidate as invalidate_metadata
 from hounsfield.archive.parse import (
     normalize_date,
-    normalize_time,
     parse_header,
     required_uids,
     text,
 )
 from hounsfield.db import engine as db
-from hounsfield.db.tables import file, filesystem, instance, patient, series, study
-from hounsfield.db.upsert import get_or_insert
 from hounsfield.errors import DuplicateRejected, SOPMismatch
 from hounsfield.storage.files import CHECKSUM, remove_quietly, write_atomic
 from hounsfield.storage.layout import object_path
+from hounsfield.workqueue.study import study_stored
 
 log = logging.getLogger(__name__)
 _LOCKS = [threading.Lock() for _ in range(64)]
@@ -54,12 +52,6 @@ class StoreResult:
     study: str
     series: str
     size: int
-
-
-@dataclass(frozen=True)
-class _Existing:
-    instance_pk: int
-    path: Path
 
 
 def store(
@@ -91,7 +83,8 @@ def store(
     )
 
     with _LOCKS[hash(sop_instance) % len(_LOCKS)]:
-        existing = _find_existing(archive, partition_pk, sop_instance)
+        with db.read(archive.engine) as conn:
+            existing = find_existing(conn, partition_pk, sop_instance)
         if existing is not None:
             outcome = _duplicate_outcome(archive, existing, data, sop_instance)
             if outcome is not Outcome.OVERWRITTEN:
@@ -99,23 +92,9 @@ def store(
         fs = archive.filesystems.for_write(result.size)
         target = fs.path / rel_path
         written = write_atomic(target, (meta, data), fsync=archive.settings.fsync)
+        stored = StoredFile(fs.pk, rel_path, transfer_syntax, written.size, written.checksum)
         try:
-            with db.write(archive.engine) as conn:
-                removed = []
-                if existing is not None:
-                    removed = remove_instance_rows(conn, existing.instance_pk)
-                _index(
-                    conn,
-                    ds,
-                    partition_pk,
-                    fs.pk,
-                    rel_path,
-                    transfer_syntax,
-                    written.size,
-                    written.checksum,
-                    parsed.header,
-                    calling_ae,
-                )
+            removed = _index(archive, ds, partition_pk, stored, parsed.header, calling_ae, existing)
         except BaseException:
             if existing is None or existing.path != target:
                 remove_quietly(target)
@@ -126,6 +105,8 @@ def store(
             old_path = Path(old.filesystem_path) / old.path
             if old_path != target:
                 remove_quietly(old_path)
+    invalidate_metadata(archive, partition, study_uid)
+    study_stored(archive, partition, study_uid)
     if existing is not None:
         log.warning(
             "SOP Instance %s overwritten by a different object from %r", sop_instance, calling_ae
@@ -140,23 +121,37 @@ def _replace(result: StoreResult, outcome: Outcome) -> StoreResult:
     )
 
 
-def _find_existing(archive: Archive, partition_pk: int, sop_instance: str) -> _Existing | None:
-    with db.read(archive.engine) as conn:
-        row = conn.execute(
-            select(instance.c.pk, filesystem.c.path, file.c.path)
-            .join(series, series.c.pk == instance.c.series_pk)
-            .join(study, study.c.pk == series.c.study_pk)
-            .join(file, file.c.instance_pk == instance.c.pk)
-            .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)
-            .where(instance.c.sop_iuid == sop_instance, study.c.partition_pk == partition_pk)
-            .limit(1)
-        ).first()
-    if row is None:
-        return None
-    return _Existing(instance_pk=row[0], path=Path(row[1]) / row[2])
+def _index(
+    archive: Archive,
+    ds: Dataset,
+    partition_pk: int,
+    stored: StoredFile,
+    header: bytes,
+    calling_ae: str,
+    existing: Existing | None,
+) -> list[RemovedFile]:
+    """Commit the rows (replacing an overwritten object's); retry once without cached parents
+    if they vanished meanwhile (another node deleted the study)."""
+    key = (partition_pk, text(ds, "StudyInstanceUID"), text(ds, "SeriesInstanceUID"))
+    cached = archive.parents.get(key)
+    for parents in (cached, None) if cached else (None,):
+        try:
+            with db.write(archive.engine) as conn:
+                removed = remove_instance_rows(conn, existing.instance_pk) if existing else []
+                pks = index_object(conn, ds, partition_pk, stored, header, calling_ae, parents)
+        except IntegrityError:
+            archive.parents.forget(key)
+            if parents is None:
+                raise
+            continue
+        if removed:
+            archive.parents.forget()  # rows may have gone with the replaced object
+        archive.parents.put(key, pks)
+        return removed
+    raise AssertionError("unreachable")
 
 
-def _duplicate_outcome(archive: Archive, existing: _Existing, data: bytes, sop: str) -> Outcome:
+def _duplicate_outcome(archive: Archive, existing: Existing, data: bytes, sop: str) -> Outcome:
     if _same_dataset(existing.path, data):
         log.info("SOP Instance %s received again, identical: nothing changed", sop)
         return Outcome.DUPLICATE
@@ -181,140 +176,3 @@ def _same_dataset(path: Path, data: bytes) -> bool:
     except OSError:
         return False
     return stored.digest() == hashlib.new(CHECKSUM, data).digest()
-
-
-def _cut(table: Any, column: str, value: str) -> str:
-    length = getattr(table.c[column].type, "length", None)
-    return value[:length] if isinstance(table.c[column].type, String) and length else value
-
-
-def _values(table: Any, **values: str) -> dict[str, str]:
-    return {k: _cut(table, k, v) for k, v in values.items()}
-
-
-def _index(
-    conn: Connection,
-    ds: Dataset,
-    partition_pk: int,
-    filesystem_pk: int,
-    rel_path: str,
-    transfer_syntax: str,
-    size: int,
-    checksum: str,
-    header: bytes,
-    calling_ae: str,
-) -> None:
-    now = datetime.now(UTC)
-    patient_pk, _ = get_or_insert(
-        conn,
-        patient,
-        _values(
-            patient,
-            partition_pk=partition_pk,
-            patient_id=text(ds, "PatientID"),  # type: ignore[arg-type]
-            issuer=text(ds, "IssuerOfPatientID"),
-        ),
-        _values(
-            patient,
-            patient_name=text(ds, "PatientName"),
-            name_key=text(ds, "PatientName").upper(),
-            birth_date=text(ds, "PatientBirthDate"),
-            sex=text(ds, "PatientSex"),
-        )
-        | {"num_studies": 0},
-    )
-    study_pk, new_study = get_or_insert(
-        conn,
-        study,
-        {"partition_pk": partition_pk, "study_iuid": text(ds, "StudyInstanceUID")},
-        _values(
-            study,
-            study_date=normalize_date(text(ds, "StudyDate")),
-            study_time=normalize_time(text(ds, "StudyTime")),
-            accession_number=text(ds, "AccessionNumber"),
-            study_id=text(ds, "StudyID"),
-            description=text(ds, "StudyDescription"),
-            referring_physician=text(ds, "ReferringPhysicianName"),
-            referring_key=text(ds, "ReferringPhysicianName").upper(),
-        )
-        | {
-            "patient_pk": patient_pk,
-            "created_at": now,
-            "updated_at": now,
-            "num_series": 0,
-            "num_instances": 0,
-            "size_bytes": 0,
-        },
-    )
-    if new_study:
-        conn.execute(
-            update(patient)
-            .where(patient.c.pk == patient_pk)
-            .values(num_studies=patient.c.num_studies + 1)
-        )
-    series_pk, new_series = get_or_insert(
-        conn,
-        series,
-        {"study_pk": study_pk, "series_iuid": text(ds, "SeriesInstanceUID")},
-        _values(
-            series,
-            modality=text(ds, "Modality"),
-            series_number=text(ds, "SeriesNumber"),
-            description=text(ds, "SeriesDescription"),
-            body_part=text(ds, "BodyPartExamined"),
-            series_date=normalize_date(text(ds, "SeriesDate")),
-            series_time=normalize_time(text(ds, "SeriesTime")),
-        )
-        | {"num_instances": 0},
-    )
-    instance_pk = conn.execute(
-        instance.insert().values(
-            series_pk=series_pk,
-            sop_iuid=text(ds, "SOPInstanceUID"),
-            sop_cuid=text(ds, "SOPClassUID"),
-            instance_number=_cut(instance, "instance_number", text(ds, "InstanceNumber")),
-            number_of_frames=_frames(ds),
-            received_at=now,
-            calling_ae=calling_ae[:16],
-            header=header,
-        )
-    ).inserted_primary_key[0]
-    conn.execute(
-        file.insert().values(
-            instance_pk=instance_pk,
-            filesystem_pk=filesystem_pk,
-            path=rel_path,
-            size=size,
-            transfer_syntax=transfer_syntax,
-            checksum=checksum,
-            created_at=now,
-        )
-    )
-    conn.execute(
-        update(series)
-        .where(series.c.pk == series_pk)
-        .values(num_instances=series.c.num_instances + 1)
-    )
-    conn.execute(
-        update(study)
-        .where(study.c.pk == study_pk)
-        .values(
-            num_instances=study.c.num_instances + 1,
-            num_series=study.c.num_series + (1 if new_series else 0),
-            size_bytes=study.c.size_bytes + size,
-            updated_at=now,
-        )
-    )
-    if new_series:
-        refresh_modalities(conn, study_pk)
-
-
-def _frames(ds: Dataset) -> int | None:
-    try:
-        value = ds.get("NumberOfFrames")
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-__all__ = ["Outcome", "StoreResult", "store"]

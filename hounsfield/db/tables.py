@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -70,11 +71,13 @@ patient = Table(
     Column("patient_id", String(64), nullable=False, default=""),
     Column("issuer", String(64), nullable=False, default=""),
     Column("patient_name", String(324), nullable=False, default=""),
+    # Person names match case-insensitively (as most archives do): upper-cased once, here.
+    Column("name_key", String(324), nullable=False, default=""),
     Column("birth_date", String(8), nullable=False, default=""),
     Column("sex", String(16), nullable=False, default=""),
     Column("num_studies", Integer, nullable=False, default=0),
     UniqueConstraint("partition_pk", "patient_id", "issuer"),
-    Index(None, "patient_name"),
+    Index(None, "name_key"),
 )
 
 study = Table(
@@ -90,6 +93,7 @@ study = Table(
     Column("study_id", String(16), nullable=False, default=""),
     Column("description", String(64), nullable=False, default=""),
     Column("referring_physician", String(324), nullable=False, default=""),
+    Column("referring_key", String(324), nullable=False, default=""),
     Column("modalities", String(128), nullable=False, default=""),
     Column("num_series", Integer, nullable=False, default=0),
     Column("num_instances", Integer, nullable=False, default=0),
@@ -151,4 +155,116 @@ file = Table(
     Column("checksum", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("filesystem_pk", "path"),
+)
+
+# The predicate of the partial unique index on work_item.coalesce_key, spelled out literally
+# so that PostgreSQL can match ON CONFLICT … WHERE to the index.
+WAITING_PREDICATE = "status IN ('idle', 'pending')"
+
+# Background work: one row per work item, claimed under a lease (see hounsfield.workqueue).
+work_item = Table(
+    "work_item",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("priority", Integer, nullable=False, default=2),
+    Column("status", String(16), nullable=False),
+    Column("scheduled_at", DateTime(timezone=True), nullable=False),
+    Column("failure_count", Integer, nullable=False, default=0),
+    Column("max_retries", Integer, nullable=False, default=3),
+    Column("node", String(64), nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    # Items sharing a study key take the study lock: one writer or many readers.
+    Column("study_key", String(96), nullable=True),
+    Column("study_lock", String(8), nullable=True),
+    # At most one idle / pending item per coalesce key (see the partial unique index).
+    Column("coalesce_key", String(255), nullable=True),
+    Column("payload", Text, nullable=False, default="{}"),
+    Column("result", Text, nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Index(None, "status", "priority", "scheduled_at"),
+    Index(None, "study_key"),
+    Index(
+        "uq_work_item_coalesce_key_waiting",
+        "coalesce_key",
+        unique=True,
+        sqlite_where=text(WAITING_PREDICATE),
+        postgresql_where=text(WAITING_PREDICATE),
+    ),
+)
+
+# The service schedule: one row per scheduled service, locked by the node running it.
+service = Table(
+    "service",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("interval_seconds", Integer, nullable=False),
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+    Column("locked_by", String(64), nullable=True),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("last_run_at", DateTime(timezone=True), nullable=True),
+    Column("last_result", Text, nullable=False, default=""),
+    Column("state", Text, nullable=False, default="{}"),
+)
+
+# Server rules: conditions and one timed action each (see hounsfield.rules).
+server_rule = Table(
+    "server_rule",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("partition_pk", ForeignKey("partition.pk"), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("exempt", Boolean, nullable=False, default=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("match", String(8), nullable=False, default="all"),
+    Column("conditions", Text, nullable=False, default="[]"),
+    Column("after_seconds", BigInteger, nullable=False, default=0),
+    Column("time_from", String(16), nullable=False, default="receipt"),
+    Column("params", Text, nullable=False, default="{}"),
+)
+
+# What the rules decided for each study: when it becomes eligible for which action.
+study_outcome = Table(
+    "study_outcome",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("study_pk", ForeignKey("study.pk", ondelete="CASCADE"), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("eligible_at", DateTime(timezone=True), nullable=False),
+    Column("rule_name", String(64), nullable=False),
+    Column("params", Text, nullable=False, default="{}"),
+    UniqueConstraint("study_pk", "action"),
+    Index(None, "action", "eligible_at"),
+)
+
+# Alerts for operators: level, category, source, message, time.
+alert = Table(
+    "alert",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("level", String(16), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# The application log: warnings and above, and work-queue / service events, from every node.
+app_log = Table(
+    "app_log",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("level", String(16), nullable=False),
+    Column("logger", String(128), nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )

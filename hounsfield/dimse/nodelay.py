@@ -6,7 +6,6 @@ import socket
 
 from pynetdicom.events import Event
 
-
 # pynetdicom's DUL thread sleeps this long whenever its socket has nothing to read; at its
 # 1 ms default every PDU of a large object waits a millisecond.
 DUL_POLL_SECONDS = 0.0002

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, func, select
 
+from hounsfield.alerts import raise_alert
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem
 from hounsfield.errors import StorageFull
@@ -61,6 +62,7 @@ class Filesystems:
         self._refresh = refresh_seconds
         self._lock = threading.Lock()
         self._loaded_at = 0.0
+        self._alerted_at = -1e9
         self._all: dict[int, Filesystem] = {}
 
     def _load(self) -> None:
@@ -106,16 +108,31 @@ class Filesystems:
             for fs in candidates:
                 if fs.tier == 1 and self._has_room(fs, size):
                     return fs
-        raise StorageFull("no writable filesystem has room for the object")
+            alert_due = time.monotonic() - self._alerted_at > 60.0
+            if alert_due:
+                self._alerted_at = time.monotonic()
+        message = "no writable tier-1 filesystem is below its high watermark with room"
+        if alert_due:
+            raise_alert(self._engine, "error", "storage", "filesystems", message)
+        raise StorageFull(message)
 
     def _has_room(self, fs: Filesystem, size: int) -> bool:
-        if fs.capacity_bytes is not None and fs.used_bytes + size > fs.capacity_bytes:
+        """Room for `size` bytes below the high watermark and above the reserve."""
+        limit = fs.high_watermark / 100
+        if fs.capacity_bytes is not None and fs.used_bytes + size > fs.capacity_bytes * limit:
             return False
         try:
-            free = shutil.disk_usage(fs.path).free
+            disk = shutil.disk_usage(fs.path)
         except OSError:
             return False
-        return free - size >= self._reserve
+        if fs.capacity_bytes is None and disk.total - disk.free + size > disk.total * limit:
+            return False
+        return disk.free - size >= self._reserve
+
+    def invalidate(self) -> None:
+        """Reload the filesystems on next use (after an operator or a service changed them)."""
+        with self._lock:
+            self._loaded_at = 0.0
 
     def account(self, pk: int, delta: int) -> None:
         """Record that `delta` bytes were added to (or freed from) filesystem `pk`."""

@@ -1,0 +1,215 @@
+"""The per-study metadata document: DICOM JSON of each instance, gzip'd on disk, not in the DB."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.parse import Encoding, decode_header
+from hounsfield.db import engine as db
+from hounsfield.db.tables import file, instance, series, study
+from hounsfield.errors import NotFound
+from hounsfield.storage.files import write_atomic
+from hounsfield.storage.layout import partition_folder
+from hounsfield.uids import check_uid
+
+log = logging.getLogger(__name__)
+BULK_THRESHOLD = 1024
+BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"
+# Bulk data URIs are kept relative to the DICOMweb root in the document and
+# made absolute when served; this is the exact byte pattern that marks them.
+RELATIVE_URI = b'"BulkDataURI":"studies/'
+_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A study's metadata: one compact DICOM JSON object per line, and who each line is."""
+
+    lines: list[bytes]
+    index: list[tuple[str, str]]  # (SeriesInstanceUID, SOPInstanceUID) per line
+
+    def select(self, series_uid: str | None = None, sop_uid: str | None = None) -> list[bytes]:
+        """The lines of one series or one instance (all lines when neither is given)."""
+        return [
+            line
+            for line, (se, sop) in zip(self.lines, self.index, strict=True)
+            if (series_uid is None or se == series_uid) and (sop_uid is None or sop == sop_uid)
+        ]
+
+
+def folder(archive: Archive, partition: str) -> Path:
+    """Where a partition's study metadata documents live."""
+    return archive.settings.data_dir / "metadata" / partition_folder(partition)
+
+
+def _paths(archive: Archive, partition: str, study_uid: str) -> tuple[Path, Path]:
+    base = folder(archive, partition) / check_uid(study_uid, "StudyInstanceUID")
+    return base.with_suffix(base.suffix + ".json.gz"), base.with_suffix(base.suffix + ".idx.json")
+
+
+def invalidate(archive: Archive, partition: str, study_uid: str) -> None:
+    """Mark a study's document stale (one unlink; the next read rebuilds it)."""
+    _doc, idx = _paths(archive, partition, study_uid)
+    try:
+        os.unlink(idx)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("cannot mark metadata of study %s stale: %s", study_uid, exc)
+
+
+def load(archive: Archive, study_uid: str, *, partition: str | None = None) -> Document:
+    """The current document of a study, rebuilt first when the index has changed since."""
+    title = partition or archive.default_partition
+    version = _version(archive, title, study_uid)
+    doc_path, idx_path = _paths(archive, title, study_uid)
+    cached = _read(doc_path, idx_path, version)
+    if cached is not None:
+        return cached
+    with _LOCKS[hash(study_uid) % len(_LOCKS)]:
+        cached = _read(doc_path, idx_path, version)
+        if cached is not None:
+            return cached
+        return _build(archive, title, study_uid, version)
+
+
+def rebuild(archive: Archive, study_uid: str, *, partition: str | None = None) -> int:
+    """Rebuild one study's document from the index; returns its instance count."""
+    title = partition or archive.default_partition
+    version = _version(archive, title, study_uid)
+    with _LOCKS[hash(study_uid) % len(_LOCKS)]:
+        return len(_build(archive, title, study_uid, version).lines)
+
+
+def studies(archive: Archive, *, partition: str | None = None) -> list[str]:
+    """Every Study Instance UID of a partition, oldest first."""
+    partition_pk = archive.partition_pk(partition or archive.default_partition)
+    with db.read(archive.engine) as conn:
+        return list(
+            conn.scalars(
+                select(study.c.study_iuid)
+                .where(study.c.partition_pk == partition_pk)
+                .order_by(study.c.pk)
+            )
+        )
+
+
+def _version(archive: Archive, partition: str, study_uid: str) -> list[Any]:
+    check_uid(study_uid, "StudyInstanceUID")
+    partition_pk = archive.partition_pk(partition)
+    with db.read(archive.engine) as conn:
+        row = conn.execute(
+            select(study.c.pk, study.c.num_instances, study.c.size_bytes, study.c.updated_at).where(
+                study.c.partition_pk == partition_pk, study.c.study_iuid == study_uid
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"no study {study_uid}")
+    return [row[0], row[1], row[2], row[3].isoformat()]
+
+
+def _read(doc_path: Path, idx_path: Path, version: list[Any]) -> Document | None:
+    try:
+        meta = json.loads(idx_path.read_bytes())
+        if meta.get("version") != version:
+            return None
+        body = gzip.decompress(doc_path.read_bytes())
+    except (OSError, ValueError, EOFError):
+        return None
+    lines = body.split(b"\n")[1:-1]
+    index = [(se, sop) for se, sop in meta["instances"]]
+    if len(lines) != len(index):
+        return None
+    return Document([line.rstrip(b",") for line in lines], index)
+
+
+def _build(archive: Archive, partition: str, study_uid: str, version: list[Any]) -> Document:
+    study_pk = version[0]
+    with db.read(archive.engine) as conn:
+        rows = conn.execute(
+            select(
+                series.c.series_iuid,
+                instance.c.sop_iuid,
+                instance.c.header,
+                file.c.transfer_syntax,
+            )
+            .select_from(instance)
+            .join(series, series.c.pk == instance.c.series_pk)
+            .join(file, file.c.instance_pk == instance.c.pk)
+            .where(series.c.study_pk == study_pk)
+            .order_by(series.c.pk, instance.c.pk, file.c.pk)
+        ).all()
+    lines: list[bytes] = []
+    index: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for series_uid, sop_uid, header, syntax in rows:
+        if sop_uid in seen:
+            continue
+        seen.add(sop_uid)
+        prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/bulkdata/"
+        try:
+            obj = instance_json(header, syntax, prefix)
+        except Exception as exc:  # an unreadable header still lists the instance
+            log.warning("metadata of %s limited to its UIDs: %s", sop_uid, exc)
+            obj = _minimal(study_uid, series_uid, sop_uid, syntax)
+        lines.append(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+        index.append((series_uid, sop_uid))
+    doc_path, idx_path = _paths(archive, partition, study_uid)
+    body = b"[\n" + b",\n".join(lines) + b"\n]"
+    fsync = archive.settings.fsync
+    write_atomic(doc_path, (gzip.compress(body, compresslevel=1),), fsync=fsync)
+    meta = {"version": version, "instances": index}
+    write_atomic(idx_path, (json.dumps(meta).encode(),), fsync=fsync)
+    return Document(lines, index)
+
+
+def _minimal(study_uid: str, series_uid: str, sop_uid: str, syntax: str) -> dict[str, Any]:
+    values = {"00020010": syntax, "0020000D": study_uid, "0020000E": series_uid}
+    values["00080018"] = sop_uid
+    return {tag: {"vr": "UI", "Value": [v]} for tag, v in values.items()}
+
+
+def instance_json(header: bytes, transfer_syntax: str, bulk_prefix: str) -> dict[str, Any]:
+    """One instance's DICOM JSON from its stored header, large values as BulkDataURIs."""
+    enc = Encoding.of(transfer_syntax)
+    ds = decode_header(header, enc.implicit_vr, enc.little_endian)
+    paths = dict(_bulk_paths(ds, ""))
+
+    def handler(elem: DataElement) -> str:
+        return bulk_prefix + paths.get(id(elem), f"{elem.tag:08X}")
+
+    out: dict[str, Any] = {"00020010": {"vr": "UI", "Value": [transfer_syntax]}}
+    for elem in ds:
+        try:
+            out[f"{elem.tag:08X}"] = elem.to_json_dict(handler, BULK_THRESHOLD)
+        except Exception as exc:  # a corrupt value drops that attribute only
+            log.debug("attribute %s left out of metadata: %s", elem.tag, exc)
+    if "Rows" in ds and "Columns" in ds:
+        compressed = transfer_syntax.startswith(ENCAPSULATED_PREFIX)
+        vr = "OB" if compressed or int(ds.get("BitsAllocated") or 8) <= 8 else "OW"
+        out["7FE00010"] = {"vr": vr, "BulkDataURI": bulk_prefix + "7FE00010"}
+    return out
+
+
+def _bulk_paths(ds: Dataset, prefix: str) -> Iterator[tuple[int, str]]:
+    """Map each large binary element (by identity) to its bulkdata path below the instance."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value or []):
+                yield from _bulk_paths(item, f"{prefix}{elem.tag:08X}/{i}/")
+        elif elem.VR in BULK_VRS:
+            yield id(elem), f"{prefix}{elem.tag:08X}"

@@ -1,0 +1,1 @@
+"""Imaging: locate, decode (at reduced resolution when it helps) and render pixel data."""

@@ -1,0 +1,92 @@
+"""Admin API for background work and storage: /admin/queue, /admin/services, /admin/filesystems."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from hounsfield.archive.context import Archive
+from hounsfield.errors import ArchiveError, InvalidDataset
+from hounsfield.scheduled import lock
+from hounsfield.storage.tiers import list_filesystems
+from hounsfield.workqueue import admin
+from hounsfield.workqueue.items import WorkItem
+
+
+def _item(item: WorkItem) -> dict[str, Any]:
+    out = asdict(item)
+    out.pop("lease_token")
+    for key, value in out.items():
+        if hasattr(value, "isoformat"):
+            out[key] = value.isoformat()
+    return out
+
+
+def _error(exc: ArchiveError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+
+
+def mount(app: FastAPI, archive: Archive) -> None:
+    """Add the storage-management admin routes to `app`."""
+    router = APIRouter(prefix="/admin", tags=["admin"])
+    engine = archive.engine
+
+    @router.get("/queue")
+    def get_queue(
+        status: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> JSONResponse:
+        try:
+            items = admin.list_items(engine, status=status, kind=kind, limit=min(limit, 1000))
+        except ValueError:
+            return _error(InvalidDataset(f"unknown status {status!r}"))
+        return JSONResponse(
+            {"counts": dict(admin.counts(engine)), "items": [_item(i) for i in items]}
+        )
+
+    @router.get("/queue/{pk}")
+    def get_queue_item(pk: int) -> JSONResponse:
+        try:
+            return JSONResponse(_item(admin.get_item(engine, pk)))
+        except ArchiveError as exc:
+            return _error(exc)
+
+    @router.post("/queue/{pk}/retry")
+    def retry_queue_item(pk: int) -> JSONResponse:
+        try:
+            return JSONResponse(_item(admin.retry(engine, pk)))
+        except ArchiveError as exc:
+            return _error(exc)
+
+    @router.post("/queue/{pk}/cancel")
+    def cancel_queue_item(pk: int) -> JSONResponse:
+        try:
+            return JSONResponse(_item(admin.cancel(engine, pk)))
+        except ArchiveError as exc:
+            return _error(exc)
+
+    @router.get("/services")
+    def get_services() -> JSONResponse:
+        rows = lock.list_services(engine)
+        return JSONResponse(
+            [
+                {
+                    "name": r.name,
+                    "enabled": r.enabled,
+                    "interval_seconds": r.interval_seconds,
+                    "next_run_at": r.next_run_at.isoformat(),
+                    "locked_by": r.locked_by if r.locked else None,
+                    "last_run_at": r.last_run_at.isoformat() if r.last_run_at else None,
+                    "last_result": r.last_result,
+                }
+                for r in rows
+            ]
+        )
+
+    @router.get("/filesystems")
+    def get_filesystems() -> JSONResponse:
+        return JSONResponse([asdict(u) | {"percent": u.percent} for u in list_filesystems(engine)])
+
+    app.include_router(router)

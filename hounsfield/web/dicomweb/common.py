@@ -1,0 +1,114 @@
+"""Shared edges of the DICOMweb routes: error mapping, UID checks, lookups, base URLs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydicom.dataset import Dataset
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.query import Located, locate
+from hounsfield.errors import ArchiveError, NotFound
+from hounsfield.uids import check_uid
+
+log = logging.getLogger(__name__)
+PREFIX = "/dicomweb"
+DICOM_JSON = "application/dicom+json"
+
+
+class BadRequest(ArchiveError):
+    """The HTTP request itself is malformed (parameters, headers, body framing)."""
+
+    http_status = 400
+
+
+class NotAcceptable(ArchiveError):
+    """None of the media types the client accepts can be produced."""
+
+    http_status = 406
+
+
+class UnsupportedMediaType(ArchiveError):
+    """The request body has a media type this resource does not take."""
+
+    http_status = 415
+
+
+def error_response(exc: ArchiveError) -> JSONResponse:
+    """The HTTP answer to an archive refusal: its status and a readable message."""
+    return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+
+
+class DicomwebRoute(APIRoute):
+    """A route whose archive refusals become their HTTP status with a clear message."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ArchiveError as exc:
+                log.info("%s %s refused: %s", request.method, request.url.path, exc.message)
+                return error_response(exc)
+
+        return guarded
+
+
+def base_url(request: Request) -> str:
+    """The absolute URL of the DICOMweb root as the client reached it.
+
+    `public_url` wins when set (behind a proxy); then X-Forwarded-Proto/Host; then Host.
+    A Host without a port (some clients drop it) gets this server's port back."""
+    public = getattr(request.app.state, "public_url", None)
+    if public:
+        return public.rstrip("/") + PREFIX
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto") or request.url.scheme
+    host = headers.get("x-forwarded-host") or headers.get("host") or ""
+    server = request.scope.get("server")
+    if not headers.get("x-forwarded-host") and ":" not in host.rsplit("]", 1)[-1] and server:
+        port = server[1]
+        if port and port != (443 if scheme == "https" else 80):
+            host = f"{host or server[0]}:{port}"
+    root = request.scope.get("root_path", "")
+    return f"{scheme}://{host}{root}{PREFIX}"
+
+
+def uids(
+    study: str, series: str | None = None, sop: str | None = None
+) -> tuple[str, str | None, str | None]:
+    """Path UIDs, validated before they touch a query."""
+    return (
+        check_uid(study, "StudyInstanceUID"),
+        check_uid(series, "SeriesInstanceUID") if series is not None else None,
+        check_uid(sop, "SOPInstanceUID") if sop is not None else None,
+    )
+
+
+def find_objects(
+    archive: Archive, study: str, series: str | None = None, sop: str | None = None
+) -> list[Located]:
+    """The stored objects a retrieve URL names; NotFound when there are none."""
+    study, series, sop = uids(study, series, sop)
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "IMAGE" if sop else "SERIES" if series else "STUDY"
+    identifier.StudyInstanceUID = study
+    if series:
+        identifier.SeriesInstanceUID = series
+    if sop:
+        identifier.SOPInstanceUID = sop
+    found = locate(archive, identifier)
+    if not found:
+        raise NotFound(f"nothing stored under {'/'.join(u for u in (study, series, sop) if u)}")
+    return found
+
+
+def find_one(archive: Archive, study: str, series: str, sop: str) -> Located:
+    """The one stored object an instance URL names."""
+    return find_objects(archive, study, series, sop)[0]

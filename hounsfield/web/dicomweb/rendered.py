@@ -1,0 +1,173 @@
+"""Rendered images and thumbnails of instances, frames, series and studies (JPEG or PNG)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.query import Located
+from hounsfield.errors import NotFound
+from hounsfield.imaging.cache import RenderCache
+from hounsfield.imaging.pixels import open_source
+from hounsfield.imaging.render import MEDIA_TYPES, RenderRequest, Window, render
+from hounsfield.web.dicomweb.accept import parse_accept
+from hounsfield.web.dicomweb.common import BadRequest, DicomwebRoute, NotAcceptable, find_objects
+
+log = logging.getLogger(__name__)
+THUMBNAIL = (128, 128)
+MAX_VIEWPORT = 8192
+
+
+def media_type(accept: str | None) -> str:
+    """image/jpeg or image/png, whichever the client prefers."""
+    for r in parse_accept(accept):
+        for candidate in MEDIA_TYPES:
+            if r.media_type == candidate or (not r.multipart and r.matches(candidate)):
+                return candidate
+            if r.media_type in ("*/*", "image/*"):
+                return MEDIA_TYPES[0]
+    raise NotAcceptable(f"rendered images are served as {' or '.join(MEDIA_TYPES)}")
+
+
+def _numbers(text: str, name: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")[:2]]
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be numbers separated by commas, got {text!r}") from exc
+
+
+def render_request(
+    params: object, accept: str | None, default_viewport: tuple[int, int] | None
+) -> RenderRequest:
+    """Decode the window, viewport and quality query parameters."""
+    get = params.get  # type: ignore[attr-defined]
+    viewport = default_viewport
+    if get("viewport"):
+        values = _numbers(get("viewport"), "viewport")
+        if len(values) < 2 or not all(0 < v <= MAX_VIEWPORT for v in values):
+            raise BadRequest(f"viewport must be width,height between 1 and {MAX_VIEWPORT}")
+        viewport = (int(values[0]), int(values[1]))
+    window = None
+    if get("window"):
+        parts = get("window").split(",")
+        values = _numbers(",".join(parts[:2]), "window")
+        if len(values) < 2 or values[1] <= 0:
+            raise BadRequest("window must be center,width[,function] with a positive width")
+        function = parts[2].strip().upper() if len(parts) > 2 else "LINEAR"
+        if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+            raise BadRequest(f"unknown window function {function!r}")
+        window = Window(values[0], values[1], function)
+    quality = 90
+    if get("quality"):
+        try:
+            quality = int(get("quality"))
+        except ValueError as exc:
+            raise BadRequest("quality must be a whole number from 1 to 100") from exc
+        if not 1 <= quality <= 100:
+            raise BadRequest("quality must be a whole number from 1 to 100")
+    return RenderRequest(media_type(accept), viewport, window, quality)
+
+
+class Renderer:
+    """Renders stored objects through the on-disk cache."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        settings = archive.settings
+        self.cache = RenderCache(
+            settings.data_dir / "cache" / "rendered", settings.render_cache_bytes
+        )
+
+    def one(self, located: Located, frame: int, request: RenderRequest) -> tuple[bytes, str]:
+        """The image of one frame (1-based) and how it was produced ('cache' on a hit)."""
+        stat = located.path.stat()
+        key = self.cache.key(located.path, stat.st_size, stat.st_mtime_ns, frame, request.key())
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached, "cache"
+        src = open_source(located.path)
+        if not 1 <= frame <= src.frames:
+            raise NotFound(f"frame {frame} does not exist: the object has {src.frames}")
+        data, decoded = render(src, frame - 1, request)
+        self.cache.put(key, data)
+        return data, decoded.method
+
+    def representative(self, found: list[Located], request: RenderRequest) -> tuple[bytes, str]:
+        """The middle image of the first series that has one."""
+        by_series: dict[str, list[Located]] = {}
+        for located in found:
+            by_series.setdefault(located.path.parent.name, []).append(located)
+        for items in by_series.values():
+            order = sorted(range(len(items)), key=lambda i: abs(i - len(items) // 2))
+            for i in order:
+                try:
+                    return self.one(items[i], 1, request)
+                except NotFound:
+                    continue
+        raise NotFound("no object here has pixel data to render")
+
+
+def router(archive: Archive) -> APIRouter:
+    """The rendered and thumbnail routes."""
+    api = APIRouter(route_class=DicomwebRoute)
+    renderer = Renderer(archive)
+    instance = "/studies/{study}/series/{series}/instances/{sop}"
+
+    async def answer(
+        request: Request,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+        frame: int = 1,
+        thumbnail: bool = False,
+    ) -> Response:
+        wanted = render_request(
+            request.query_params, request.headers.get("accept"), THUMBNAIL if thumbnail else None
+        )
+        found = await run_in_threadpool(find_objects, archive, study, series, sop)
+        if sop is not None:
+            data, how = await run_in_threadpool(renderer.one, found[0], frame, wanted)
+        else:
+            data, how = await run_in_threadpool(renderer.representative, found, wanted)
+        return Response(data, media_type=wanted.media_type, headers={"X-Rendered-By": how})
+
+    @api.get("/studies/{study}/rendered")
+    async def study_rendered(request: Request, study: str) -> Response:
+        return await answer(request, study)
+
+    @api.get("/studies/{study}/series/{series}/rendered")
+    async def series_rendered(request: Request, study: str, series: str) -> Response:
+        return await answer(request, study, series)
+
+    @api.get(instance + "/rendered")
+    async def instance_rendered(request: Request, study: str, series: str, sop: str) -> Response:
+        return await answer(request, study, series, sop)
+
+    @api.get(instance + "/frames/{frame}/rendered")
+    async def frame_rendered(
+        request: Request, study: str, series: str, sop: str, frame: int
+    ) -> Response:
+        return await answer(request, study, series, sop, frame)
+
+    @api.get("/studies/{study}/thumbnail")
+    async def study_thumbnail(request: Request, study: str) -> Response:
+        return await answer(request, study, thumbnail=True)
+
+    @api.get("/studies/{study}/series/{series}/thumbnail")
+    async def series_thumbnail(request: Request, study: str, series: str) -> Response:
+        return await answer(request, study, series, thumbnail=True)
+
+    @api.get(instance + "/thumbnail")
+    async def instance_thumbnail(request: Request, study: str, series: str, sop: str) -> Response:
+        return await answer(request, study, series, sop, thumbnail=True)
+
+    @api.get(instance + "/frames/{frame}/thumbnail")
+    async def frame_thumbnail(
+        request: Request, study: str, series: str, sop: str, frame: int
+    ) -> Response:
+        return await answer(request, study, series, sop, frame, thumbnail=True)
+
+    return api

@@ -1,0 +1,1 @@
+"""The WorkQueue: durable background work claimed under leases by every node."""
