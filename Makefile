@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/mypy hounsfield
 
 bench: $(STAMP) system-deps
-	@command -v Orthanc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc; }
+	@dpkg -s orthanc orthanc-dicomweb orthanc-gdcm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb orthanc-gdcm; }
 	$(BIN)/python -m bench.run
 
 clean:

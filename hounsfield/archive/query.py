@@ -224,7 +224,7 @@ class _Builder:
 
     def build(self, pks: list[int]) -> Iterator[Dataset]:
         level_table = _TABLE_OF[self.level]
-        cols = [level_table.c.pk]
+        cols: list[Any] = [level_table.c.pk]
         tables = LEVELS[: self.depth + 1]
         for kw, key in KEYS.items():
             if kw in self.identifier and key.level in tables:

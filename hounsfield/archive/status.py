@@ -71,4 +71,12 @@ def status(archive: Archive) -> Status:
                 row["high_watermark"],
             )
         )
-    return Status(*counts, stored_bytes=sum(u.stored_bytes for u in usages), filesystems=usages)
+    patients, studies, series_count, instances = counts
+    return Status(
+        patients,
+        studies,
+        series_count,
+        instances,
+        stored_bytes=sum(u.stored_bytes for u in usages),
+        filesystems=usages,
+    )

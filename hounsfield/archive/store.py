@@ -101,7 +101,7 @@ def store(
             raise
         archive.filesystems.account(fs.pk, written.size)
         for old in removed:
-            archive.filesystems.account(fs.pk, -old.size)
+            archive.filesystems.account(old.filesystem_pk, -old.size)
             old_path = Path(old.filesystem_path) / old.path
             if old_path != target:
                 remove_quietly(old_path)

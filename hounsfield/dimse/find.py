@@ -10,7 +10,7 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.query import find
+from hounsfield.archive.query import Root, find
 from hounsfield.dimse.partition import called_partition
 from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import LATENCY
@@ -22,7 +22,7 @@ def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset |
     """Yield one Pending response per match, Cancel when asked, then Success."""
     started = time.perf_counter()
     model = str(event.request.AffectedSOPClassUID)
-    root = "patient" if model == PatientRootQueryRetrieveInformationModelFind else "study"
+    root: Root = "patient" if model == PatientRootQueryRetrieveInformationModelFind else "study"
     try:
         identifier = event.identifier
         results = find(archive, identifier, partition=called_partition(archive, event), root=root)

@@ -127,7 +127,7 @@ class DimseServer:
         self.policy = CallerPolicy(archive, self.ae)
         self.server: ThreadedAssociationServer | None = None
 
-    def handlers(self) -> list[tuple[Any, Any]]:
+    def handlers(self) -> list[Any]:
         """The event handlers bound to the listener."""
         a = self.archive
         return [

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from io import BytesIO
+from typing import cast
 
 from pydicom.dataset import Dataset
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 
 from hounsfield.archive.context import Archive
@@ -17,9 +20,9 @@ from hounsfield.metrics import BYTES_RECEIVED, INSTANCES_RECEIVED, LATENCY
 def handle_store(event: Event, archive: Archive) -> Dataset:
     """Store one C-STORE request; success only once the object is durable and indexed."""
     started = time.perf_counter()
-    request = event.request
+    request = cast(C_STORE, event.request)
     try:
-        data = request.DataSet.getvalue()  # type: ignore[union-attr]
+        data = cast(BytesIO, request.DataSet).getvalue()
         result = store(
             archive,
             str(event.context.transfer_syntax),

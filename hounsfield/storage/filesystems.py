@@ -27,6 +27,7 @@ class Filesystem:
     capacity_bytes: int | None
     high_watermark: int
     used_bytes: int = 0
+    enabled: bool = True
 
 
 def ensure_filesystem(conn: Connection, path: Path, capacity: int | None = None) -> int:
@@ -34,7 +35,7 @@ def ensure_filesystem(conn: Connection, path: Path, capacity: int | None = None)
     text = str(path.resolve())
     pk = conn.scalar(select(filesystem.c.pk).where(filesystem.c.path == text))
     if pk is None:
-        pk = conn.execute(
+        pk = conn.execute(  # type: ignore[index]
             filesystem.insert().values(
                 path=text,
                 tier=1,
@@ -74,7 +75,7 @@ class Filesystems:
                     )
                 ).all()
             )
-            rows = conn.execute(select(filesystem).where(filesystem.c.enabled)).mappings().all()
+            rows = conn.execute(select(filesystem)).mappings().all()
         self._all = {
             row["pk"]: Filesystem(
                 pk=row["pk"],
@@ -84,6 +85,7 @@ class Filesystems:
                 capacity_bytes=row["capacity_bytes"],
                 high_watermark=row["high_watermark"],
                 used_bytes=int(used.get(row["pk"], 0)),
+                enabled=row["enabled"],
             )
             for row in rows
         }
@@ -102,7 +104,7 @@ class Filesystems:
             if time.monotonic() - self._loaded_at > self._refresh:
                 self._load()
             candidates = sorted(
-                (fs for fs in self._all.values() if not fs.read_only),
+                (fs for fs in self._all.values() if fs.enabled and not fs.read_only),
                 key=lambda fs: (fs.tier, fs.pk),
             )
             for fs in candidates:
