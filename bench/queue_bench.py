@@ -106,7 +106,9 @@ def _read_line(proc: subprocess.Popen[str], deadline: float) -> str:
     return proc.stdout.readline().strip()
 
 
-def _spawn(database_url: str, data_dir: Path, node: str, threads: int | None, log: Path) -> Any:
+def _spawn(
+    database_url: str, data_dir: Path, node: str, threads: int | None, log: Path
+) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "bench.queue_worker", database_url, str(data_dir)]
     args += ["--node", node]
     if threads is not None:

@@ -10,7 +10,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / "work"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-PARTS = ("dimse", "web")
+PARTS = ("dimse", "web", "queue", "compress")
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 
 def _parts() -> frozenset[str]:
@@ -18,7 +19,7 @@ def _parts() -> frozenset[str]:
     chosen = {p.strip().lower() for p in raw.split(",") if p.strip()} if raw else set(PARTS)
     unknown = chosen - set(PARTS)
     if unknown or not chosen:
-        raise SystemExit(f"BENCH_PARTS takes {' and/or '.join(PARTS)}, got {raw!r}")
+        raise SystemExit(f"BENCH_PARTS takes some of {', '.join(PARTS)}, got {raw!r}")
     return frozenset(chosen)
 
 
@@ -52,6 +53,11 @@ class BenchSettings:
     render_copies: int
     stow_instances: int
     stow_batch: int
+    queue_items: int
+    queue_threads: int | None  # None: Hounsfield's own default (queue_threads)
+    queue_postgres: str | None  # PostgreSQL server for the queue part; None: SQLite only
+    compress_instances: int
+    compress_repeats: int
 
     @property
     def hounsfield_index(self) -> str:
@@ -78,6 +84,33 @@ class BenchSettings:
         """Whether the DICOMweb part runs."""
         return "web" in self.parts
 
+    @property
+    def servers(self) -> bool:
+        """Whether Hounsfield and Orthanc are started (the parts that compare them)."""
+        return self.dimse or self.web
+
+    @property
+    def queue(self) -> bool:
+        """Whether the WorkQueue part runs."""
+        return "queue" in self.parts
+
+    @property
+    def compress(self) -> bool:
+        """Whether the compression part runs."""
+        return "compress" in self.parts
+
+
+def _queue_postgres() -> str | None:
+    raw = os.environ.get("BENCH_QUEUE_PG", "").strip()
+    if raw.lower() in ("off", "none", "no", "0"):
+        return None
+    return raw or os.environ.get("BENCH_HOUNSFIELD_PG", "").strip() or DEFAULT_PG
+
+
+def _optional_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    return _int(name, 1) if raw else None
+
 
 def load() -> BenchSettings:
     """Settings from the environment (see bench/README.md for every variable)."""
@@ -102,4 +135,9 @@ def load() -> BenchSettings:
         render_copies=_int("BENCH_RENDER_COPIES", 3),
         stow_instances=_int("BENCH_STOW_INSTANCES", 200),
         stow_batch=_int("BENCH_STOW_BATCH", 10),
+        queue_items=_int("BENCH_QUEUE_ITEMS", 2000),
+        queue_threads=_optional_int("BENCH_QUEUE_THREADS"),
+        queue_postgres=_queue_postgres(),
+        compress_instances=_int("BENCH_COMPRESS_INSTANCES", 50),
+        compress_repeats=_int("BENCH_COMPRESS_REPEATS", 3),
     )
