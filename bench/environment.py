@@ -70,8 +70,18 @@ def _hounsfield_version() -> str:
     return f"{__version__} (git {commit}{suffix})"
 
 
+def _orthanc_version() -> str:
+    try:
+        return _first_line([which("Orthanc"), "--version"]).split()[-1]
+    except SystemExit:  # only the parts that start the servers need it
+        return "not installed"
+
+
 def _dcmtk_version() -> str:
-    line = _first_line([dcmtk("storescu"), "--version"])
+    try:
+        line = _first_line([dcmtk("storescu"), "--version"])
+    except SystemExit:
+        return "not installed"
     found = re.search(r"v(\d+\.\d+\.\d+)", line)
     return found.group(1) if found else line
 
@@ -85,7 +95,7 @@ def describe() -> Environment:
         kernel=platform.release(),
         python=platform.python_version(),
         hounsfield=_hounsfield_version(),
-        orthanc=_first_line([which("Orthanc"), "--version"]).split()[-1],
+        orthanc=_orthanc_version(),
         dcmtk=_dcmtk_version(),
         pydicom=pydicom.__version__,
         pynetdicom=pynetdicom.__version__,

@@ -30,6 +30,8 @@ class QueueRun:
     seconds: float | None = None  # from `go` until the last process finished its queue
     with_startup: float | None = None  # from spawning the processes until the last one exited
     shares: list[int] = field(default_factory=list)  # items run by each process
+    cpu_seconds: float | None = None  # CPU time of all worker processes while draining
+    samples: list[float] = field(default_factory=list)  # items/s of every repetition
     error: str = ""
 
     @property
@@ -145,21 +147,26 @@ def _drain(run: QueueRun, database_url: str, folder: Path, settings: BenchSettin
     failed = [(n, p.returncode) for n, p in enumerate(procs) if p.returncode != 0]
     if failed:
         n, code = failed[0]
-        raise RuntimeError(f"worker {n} exited {code}: {(folder / f'w{n}.log').read_text()[-2000:]}")
+        log = (folder / f"w{n}.log").read_text()[-2000:]
+        raise RuntimeError(f"worker {n} exited {code}: {log}")
     figures = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
     run.seconds = max(f["end"] for f in figures) - go
     run.with_startup = exited - spawned
     run.shares = [int(f["items"]) for f in figures]
+    run.cpu_seconds = sum(float(f["cpu"]) for f in figures)
     run.threads = int(figures[0]["threads"])
 
 
-def _one(database: str, processes: int, settings: BenchSettings) -> QueueRun:
+def _one(database: str, processes: int, settings: BenchSettings, attempt: int) -> QueueRun:
     run = QueueRun(database, processes, settings.queue_items)
     folder = settings.work_dir / "queue" / f"{database.lower()}-{processes}"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    label = f"{settings.queue_items} noop items, {database}, {processes} process(es)"
+    label = (
+        f"{settings.queue_items} noop items, {database}, {processes} process(es) "
+        f"({attempt}/{settings.queue_repeats})"
+    )
     print(f"    {label} ...", end="", flush=True)
     try:
         if database == "SQLite":
@@ -179,11 +186,23 @@ def _one(database: str, processes: int, settings: BenchSettings) -> QueueRun:
     return run
 
 
+def _median(database: str, processes: int, settings: BenchSettings) -> QueueRun:
+    """Repeat on a fresh database each time; the run with the median time, or the failure."""
+    runs = [_one(database, processes, settings, n + 1) for n in range(settings.queue_repeats)]
+    failed = [r for r in runs if r.error]
+    if failed:
+        return failed[0]
+    runs.sort(key=lambda r: r.seconds or 0.0)
+    kept = runs[len(runs) // 2]
+    kept.samples = [r.per_second or 0.0 for r in runs]
+    return kept
+
+
 def measure(settings: BenchSettings) -> list[QueueRun]:
-    """Every (database, processes) combination, each on a freshly created database."""
+    """Every (database, processes) combination, each run on a freshly created database."""
     print("\n== WorkQueue (noop items)", flush=True)
     databases = ["SQLite"] + (["PostgreSQL"] if settings.queue_postgres else [])
-    runs = [_one(db, n, settings) for db in databases for n in PROCESS_COUNTS]
+    runs = [_median(db, n, settings) for db in databases for n in PROCESS_COUNTS]
     if settings.queue_postgres:
         try:
             _drop_postgres(settings.queue_postgres)

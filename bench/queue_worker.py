@@ -38,12 +38,12 @@ def main() -> None:
         worker = Worker(archive, threads=args.threads)
         print("ready", flush=True)
         sys.stdin.readline()
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         done = worker.run_until_idle()
-        ended = time.time()
+        ended, cpu = time.time(), time.process_time() - cpu
     finally:
         archive.close()
-    figures = {"items": done, "start": started, "end": ended, "threads": worker.threads}
+    figures = {"items": done, "start": started, "end": ended, "cpu": cpu, "threads": worker.threads}
     print(json.dumps(figures), flush=True)
 
 

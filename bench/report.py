@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bench import web_report
+from bench import local_report, web_report
 from bench.corpus import Corpus, Study
 from bench.environment import Environment
+from bench.local_report import LocalResults
 from bench.radiographs import NAMES as RADIOGRAPHS
-from bench.settings import BenchSettings
+from bench.settings import PARTS, BenchSettings
 from bench.steps import Measurements
 
 NOTES_HEADING = "## Notes"
@@ -247,35 +248,26 @@ def _existing_notes(path: Path) -> str | None:
     return text[at + 1 :].rstrip() + "\n" if at >= 0 else None
 
 
-def markdown(
-    lines: list[Line],
+def _header(
     results: list[Measurements],
     env: Environment,
     settings: BenchSettings,
-    corpus: Corpus,
-    started: datetime,
-    seconds: float,
-    default_notes: str,
-) -> str:
-    """The whole RESULTS.md; an existing "## Notes" section is kept as it is."""
-    size_mb = corpus.total_bytes / 1e6
-    per = corpus.total_bytes / corpus.instance_count / 1e6
-    study = corpus.studies[0]
-    verdicts = [x for x in lines if x.result]
-    passed = sum(x.result == "PASS" for x in verdicts)
-    parts = [
-        "# Benchmark: Hounsfield versus Orthanc",
-        "",
-        "Produced by `make bench` (`python -m bench.run`); the table and the sections above",
-        f"`{NOTES_HEADING}` are rewritten on every run.",
-        "",
-        f"- Date: {started:%Y-%m-%d %H:%M} (run took {seconds / 60:.1f} min)",
-        f"- Machine: {env.cpus} CPUs ({env.cpu_model}), {env.memory_gb:.1f} GB RAM, "
-        f"Linux {env.kernel}",
-        f"- Corpus: {len(corpus.studies)} studies x {len(study.files)} CT instances "
-        f"({len(study.series)} series of {len(study.series[0].files)}), 512x512 16-bit, "
-        f"Explicit VR Little Endian, {per:.2f} MB each, {size_mb:,.0f} MB in all; "
-        "header from pydicom's CT_small.dcm",
+    corpus: Corpus | None,
+) -> list[str]:
+    out = []
+    if corpus is not None:
+        study = corpus.studies[0]
+        per = corpus.total_bytes / corpus.instance_count / 1e6
+        out.append(
+            f"- Corpus: {len(corpus.studies)} studies x {len(study.files)} CT instances "
+            f"({len(study.series)} series of {len(study.series[0].files)}), 512x512 16-bit, "
+            f"Explicit VR Little Endian, {per:.2f} MB each, {corpus.total_bytes / 1e6:,.0f} MB "
+            "in all; header from pydicom's CT_small.dcm"
+        )
+    if not results:
+        return [*out, f"- Hounsfield {env.hounsfield}, Python {env.python}"]
+    return [
+        *out,
         f"- Hounsfield {env.hounsfield}, {settings.hounsfield_index}, fsync on (defaults)",
         f"- Orthanc {env.orthanc}, SQLite index, SyncStorageArea on, {_plugins(results)}, "
         "StorageCompression off, MaximumPduLength 131072",
@@ -283,10 +275,16 @@ def markdown(
         f"pynetdicom {env.pynetdicom} / pydicom {env.pydicom}, Python {env.python}; "
         f"TCP_NODELAY=1 for every process{web_report.client_words(settings)}, all traffic on "
         "127.0.0.1",
-        f"- Parts run (`BENCH_PARTS`): {', '.join(sorted(settings.parts))}",
-        "",
-        "## Results",
-        "",
+    ]
+
+
+def _comparison(
+    lines: list[Line], results: list[Measurements], settings: BenchSettings, corpus: Corpus
+) -> tuple[list[str], list[str]]:
+    """The Hounsfield/Orthanc table and its method, when the servers ran."""
+    verdicts = [x for x in lines if x.result]
+    passed = sum(x.result == "PASS" for x in verdicts)
+    table = [
         "HF/Orthanc is Hounsfield's figure divided by Orthanc's; for latencies and times lower "
         "is better, so a ratio under 1 means Hounsfield is faster.",
         "",
@@ -295,8 +293,8 @@ def markdown(
         f"Targets met: {passed} of {len(verdicts)}.",
         "",
         *web_report.decode_table(results[0], settings),
-        "## Method",
-        "",
+    ]
+    method = [
         "One run, same machine and corpus, Hounsfield first, then Orthanc; each server starts "
         "on an empty data folder and is stopped (SIGTERM) afterwards. The corpus is read once "
         "beforehand so both servers are fed from the page cache, and `sync` runs before each "
@@ -306,21 +304,67 @@ def markdown(
         "",
     ]
     if settings.dimse:
-        parts += _dimse_method(settings, study)
+        method += _dimse_method(settings, corpus.studies[0])
     if settings.web:
-        parts += web_report.method(settings, corpus)
-    parts += [
+        method += web_report.method(settings, corpus)
+    method += [
         "Memory: RSS of the server's process tree sampled every 100 ms during the DIMSE ingest; "
         "VmHWM read from /proc before shutdown.",
         "",
     ]
+    return table, method
+
+
+def markdown(
+    lines: list[Line],
+    results: list[Measurements],
+    env: Environment,
+    settings: BenchSettings,
+    corpus: Corpus | None,
+    started: datetime,
+    seconds: float,
+    default_notes: str,
+    local: LocalResults,
+) -> str:
+    """The whole RESULTS.md; an existing "## Notes" section is kept as it is.
+
+    `results` is empty when no part that starts the servers ran; `local` holds the parts
+    measured on Hounsfield alone."""
+    table: list[str] = []
+    method: list[str] = []
+    if results and corpus is not None:
+        table, method = _comparison(lines, results, settings, corpus)
+    parts = [
+        "# Benchmark: Hounsfield versus Orthanc",
+        "",
+        "Produced by `make bench` (`python -m bench.run`); the tables and the sections above",
+        f"`{NOTES_HEADING}` are rewritten on every run.",
+        "",
+        f"- Date: {started:%Y-%m-%d %H:%M} (run took {seconds / 60:.1f} min)",
+        f"- Machine: {env.cpus} CPUs ({env.cpu_model}), {env.memory_gb:.1f} GB RAM, "
+        f"Linux {env.kernel}",
+        *_header(results, env, settings, corpus),
+        f"- Parts run (`BENCH_PARTS`): {', '.join(p for p in PARTS if p in settings.parts)}",
+        "",
+        "## Results",
+        "",
+        *table,
+        *local_report.sections(local),
+        "## Method",
+        "",
+        *method,
+        *local_report.method(local, settings),
+    ]
     remarks = [f"- {m.server}: {note}" for m in results for note in m.notes]
     remarks += web_report.remarks(results)
+    remarks += local_report.remarks(local)
     failures = [f"- {m.server}, {e.splitlines()[0]}" for m in results for e in m.errors]
     parts += ["## Run remarks", "", *remarks, *failures, ""]
     for m in results:
         for error in m.errors:
             parts += [f"{m.server} error output:", "", "```", error.strip(), "```", ""]
+    for error in local.errors:
+        parts += ["Error output:", "", "```", error.strip(), "```", ""]
     parts.append(_existing_notes(settings.results_file) or default_notes)
     return "\n".join(parts)
 

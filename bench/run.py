@@ -1,4 +1,4 @@
-"""Entry point of `make bench`: corpus, Hounsfield then Orthanc, table and RESULTS.md."""
+"""Entry point of `make bench`: corpus, the two servers, queue and compression, RESULTS.md."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import compress_bench, local_report, queue_bench, report
 from bench import corpus as corpus_mod
-from bench import report
 from bench.environment import describe
+from bench.local_report import LocalResults
 from bench.procs import free_port, terminate
 from bench.scenario import Context, Measurements, measure
 from bench.servers import Server, start_hounsfield, start_orthanc, start_storescp, wait_ready
-from bench.settings import BenchSettings, load
+from bench.settings import PARTS, BenchSettings, load
 
 DEFAULT_NOTES = """## Notes
 
@@ -63,37 +64,40 @@ def _bench_one(
     return m
 
 
-def main() -> int:
-    """Run the whole benchmark; exit code 1 if a server failed."""
-    settings = load()
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
-    started_at, started = report.timestamp(), time.perf_counter()
+def _corpora(settings: BenchSettings) -> tuple[corpus_mod.Corpus, corpus_mod.Corpus | None]:
+    """The CT corpus (and the STOW corpus for the web part), generated or cached."""
     print(
-        f"parts: {', '.join(sorted(settings.parts))}; corpus: {settings.studies} studies x "
-        f"{settings.instances} instances (series of {settings.series_size}) in "
-        f"{settings.corpus_dir}",
+        f"corpus: {settings.studies} studies x {settings.instances} instances (series of "
+        f"{settings.series_size}) in {settings.corpus_dir}",
         flush=True,
     )
     t0 = time.perf_counter()
     corpus, generated = corpus_mod.ensure(
         settings.corpus_dir, settings.studies, settings.instances, settings.series_size
     )
-    what = "generated" if generated else "cached"
-    corpus_mod.warm(corpus)
     stow = None
     if settings.web:
         stow, _ = corpus_mod.ensure(
             settings.stow_corpus_dir, 1, settings.stow_instances, settings.series_size, "STOW"
         )
-        corpus_mod.warm(stow)
-    os.sync()  # a freshly written corpus must not be flushed while the first server runs
+    if settings.servers:
+        corpus_mod.warm(corpus)
+        if stow is not None:
+            corpus_mod.warm(stow)
+        os.sync()  # a freshly written corpus must not be flushed while the first server runs
+    what = "generated" if generated else "cached"
     print(f"corpus {what}: {corpus.total_bytes / 1e6:,.0f} MB ({time.perf_counter() - t0:.1f}s)")
-    env = describe()
+    return corpus, stow
 
+
+def _servers(
+    settings: BenchSettings, corpus: corpus_mod.Corpus, stow: corpus_mod.Corpus | None
+) -> list[Measurements]:
+    """Hounsfield, then Orthanc, through the DIMSE and/or DICOMweb parts."""
     storescp_port = free_port()
     storescp, storescp_dir = start_storescp(settings.work_dir, storescp_port)
     try:
-        results = [
+        return [
             _bench_one(
                 "Hounsfield",
                 lambda: start_hounsfield(
@@ -116,8 +120,32 @@ def main() -> int:
     finally:
         terminate(storescp)
 
-    lines = report.lines(results[0], results[1], settings, corpus)
-    print("\n" + report.text_table(lines))
+
+def _local(settings: BenchSettings, corpus: corpus_mod.Corpus | None) -> LocalResults:
+    """The parts measured on Hounsfield alone, after the servers are gone."""
+    local = LocalResults()
+    if settings.queue:
+        local.queue = queue_bench.measure(settings)
+    if settings.compress and corpus is not None:
+        local.compress = compress_bench.measure(settings, corpus)
+    return local
+
+
+def main() -> int:
+    """Run the chosen parts; exit code 1 if anything failed."""
+    settings = load()
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    started_at, started = report.timestamp(), time.perf_counter()
+    print(f"parts: {', '.join(p for p in PARTS if p in settings.parts)}", flush=True)
+    corpus, stow = _corpora(settings) if settings.servers or settings.compress else (None, None)
+    env = describe()
+    results = _servers(settings, corpus, stow) if settings.servers and corpus else []
+    local = _local(settings, corpus)
+
+    lines = report.lines(results[0], results[1], settings, corpus) if results and corpus else []
+    if lines:
+        print("\n" + report.text_table(lines))
+    print("\n" + local_report.text(local))
     text = report.markdown(
         lines,
         results,
@@ -127,13 +155,16 @@ def main() -> int:
         started_at,
         time.perf_counter() - started,
         DEFAULT_NOTES,
+        local,
     )
     report.write(settings.results_file, text)
     print(f"\nwritten {settings.results_file}")
     for m in results:
         for error in m.errors:
             print(f"{m.server} FAILED: {error.splitlines()[0]}", file=sys.stderr)
-    return 1 if any(m.errors for m in results) else 0
+    for error in local.errors:
+        print(f"FAILED: {error.splitlines()[0]}", file=sys.stderr)
+    return 1 if any(m.errors for m in results) or local.errors else 0
 
 
 if __name__ == "__main__":

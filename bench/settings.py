@@ -54,6 +54,7 @@ class BenchSettings:
     stow_instances: int
     stow_batch: int
     queue_items: int
+    queue_repeats: int
     queue_threads: int | None  # None: Hounsfield's own default (queue_threads)
     queue_postgres: str | None  # PostgreSQL server for the queue part; None: SQLite only
     compress_instances: int
@@ -136,6 +137,7 @@ def load() -> BenchSettings:
         stow_instances=_int("BENCH_STOW_INSTANCES", 200),
         stow_batch=_int("BENCH_STOW_BATCH", 10),
         queue_items=_int("BENCH_QUEUE_ITEMS", 2000),
+        queue_repeats=_int("BENCH_QUEUE_REPEATS", 3),
         queue_threads=_optional_int("BENCH_QUEUE_THREADS"),
         queue_postgres=_queue_postgres(),
         compress_instances=_int("BENCH_COMPRESS_INSTANCES", 50),
