@@ -11,7 +11,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hounsfield.archive.context import Archive
@@ -83,6 +83,7 @@ SPECIAL = {
     "SpecificCharacterSet",
 }
 _BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+BATCH = 200
 _TABLE_OF = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
 
 
@@ -192,11 +193,17 @@ def find(
     stmt = stmt.order_by(table.c.pk).offset(offset)
     if limit is not None:
         stmt = stmt.limit(limit)
+    builder = _Builder(archive, identifier, level, title, whole_header)
+    # The matches and the first batch of answers come from one transaction: most queries
+    # have a handful of matches, and each transaction costs a pool checkout and a round trip.
     with db.read(archive.engine) as conn:
         pks = list(conn.scalars(stmt))
-    builder = _Builder(archive, identifier, level, title, whole_header)
-    for start in range(0, len(pks), 200):
-        yield from builder.build(pks[start : start + 200])
+        answers = builder.build(conn, pks[:BATCH])
+    yield from answers
+    for start in range(BATCH, len(pks), BATCH):
+        with db.read(archive.engine) as conn:
+            answers = builder.build(conn, pks[start : start + BATCH])
+        yield from answers
 
 
 class _Builder:
@@ -222,7 +229,10 @@ class _Builder:
             if e.keyword not in KEYS and e.keyword not in SPECIAL and e.tag.group not in (0, 2)
         ]
 
-    def build(self, pks: list[int]) -> Iterator[Dataset]:
+    def build(self, conn: Connection, pks: list[int]) -> list[Dataset]:
+        """The answers for one batch of matching rows, in the order of `pks`."""
+        if not pks:
+            return []
         level_table = _TABLE_OF[self.level]
         cols: list[Any] = [level_table.c.pk]
         tables = LEVELS[: self.depth + 1]
@@ -238,13 +248,10 @@ class _Builder:
                 .with_only_columns(*cols)
                 .where(level_table.c.pk.in_(pks))
             )
-        with db.read(self.archive.engine) as conn:
-            rows = {r.pk: r._mapping for r in conn.execute(stmt)}
-            headers = self._headers(conn, pks) if self.extra or self.whole_header else {}
-            computed = {pk: self._computed(conn, pk) for pk in pks}
-        for pk in pks:
-            if pk in rows:
-                yield self._response(rows[pk], headers.get(pk), computed[pk])
+        rows = {r.pk: r._mapping for r in conn.execute(stmt)}
+        headers = self._headers(conn, pks) if self.extra or self.whole_header else {}
+        computed = {pk: self._computed(conn, pk) for pk in pks}
+        return [self._response(rows[pk], headers.get(pk), computed[pk]) for pk in pks if pk in rows]
 
     def _headers(self, conn: Any, pks: list[int]) -> dict[int, Dataset]:
         if self.level == "IMAGE":
