@@ -248,7 +248,7 @@ def filesystem_list() -> None:
 @rule_app.command("add")
 def rule_add(
     name: str,
-    action: Annotated[str, typer.Option(help="tier1-retention, online-retention, delete, ...")],
+    action: Annotated[str, typer.Option(help="tier1-retention, archive-copy, delete, ...")],
     when: Annotated[
         list[str] | None,
         typer.Option(help="Condition: Attr=V, Attr=A|B, Attr~regex, Attr?, !Attr; CallingAE=X"),
@@ -261,6 +261,7 @@ def rule_add(
     partition: Annotated[str | None, typer.Option(help="Only this partition.")] = None,
     syntax: Annotated[str | None, typer.Option(help="Compression syntax.")] = None,
     ratio: Annotated[float | None, typer.Option(help="Lossy compression ratio.")] = None,
+    tier: Annotated[int | None, typer.Option(help="Archive copy tier.")] = None,
 ) -> None:
     """Add a rule, or replace the one with this name."""
     from hounsfield.rules.model import Rule, parse_after, parse_condition
@@ -271,6 +272,8 @@ def rule_add(
         params["syntax"] = syntax
     if ratio:
         params["ratio"] = ratio
+    if tier:
+        params["tier"] = tier
     with _archive() as archive:
         rule = Rule(
             name=name,

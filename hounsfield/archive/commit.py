@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from hounsfield.archive.context import Archive
+from hounsfield.archive.joins import INSTANCE_FILES
 from hounsfield.db import engine as db
-from hounsfield.db.tables import file, filesystem, instance, series, study
+from hounsfield.db.tables import file, filesystem, instance, study
 from hounsfield.storage.files import file_checksum
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,7 @@ def verify(
                     file.c.path,
                     file.c.checksum,
                 )
-                .join(series, series.c.pk == instance.c.series_pk)
-                .join(study, study.c.pk == series.c.study_pk)
-                .join(file, file.c.instance_pk == instance.c.pk)
-                .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)
+                .select_from(INSTANCE_FILES)
                 .where(
                     study.c.partition_pk == partition_pk,
                     instance.c.sop_iuid.in_(wanted[start : start + 500]),

@@ -15,16 +15,14 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Connection, String, bindparam, select, update
 
 from hounsfield.archive.delete import refresh_modalities
+from hounsfield.archive.joins import INSTANCE_FILES
 from hounsfield.archive.parse import normalize_date, normalize_time, text
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
 from hounsfield.db.upsert import get_or_insert
 
 FIND_EXISTING = (
     select(instance.c.pk, filesystem.c.path, file.c.path)
-    .join(series, series.c.pk == instance.c.series_pk)
-    .join(study, study.c.pk == series.c.study_pk)
-    .join(file, file.c.instance_pk == instance.c.pk)
-    .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)
+    .select_from(INSTANCE_FILES)
     .where(instance.c.sop_iuid == bindparam("b_sop"), study.c.partition_pk == bindparam("b_part"))
     .limit(1)
 )

@@ -131,6 +131,7 @@ def copy_study(archive: Archive, study_pk: int, source_pk: int, target_pk: int) 
         )
         roots = dict(conn.execute(select(filesystem.c.pk, filesystem.c.path)).all())
     source, target = Path(roots[source_pk]), Path(roots[target_pk])
+    _remove_stale_temps(target, {str(Path(row["path"]).parent) for row in rows})
     for row in rows:
         _copy_verified(
             source / row["path"], target / row["path"], row["checksum"], archive.settings.fsync

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hounsfield.archive.context import Archive
+from hounsfield.archive.joins import INSTANCE_FILES
 from hounsfield.archive.matching import condition
 from hounsfield.archive.parse import Encoding, decode_header
 from hounsfield.db import engine as db
@@ -372,7 +373,8 @@ def _needs_utf8(ds: Dataset) -> bool:
 
 
 def locate(archive: Archive, identifier: Dataset, *, partition: str | None = None) -> list[Located]:
-    """Every stored object a C-MOVE / C-GET / WADO request names, in series/instance order."""
+    """Every stored object a C-MOVE / C-GET / WADO request names, in series/instance order;
+    of several copies of an object, the one on a readable (not write-only), lowest tier."""
     level = query_level(identifier)
     partition_pk = archive.partition_pk(partition or archive.default_partition)
     conds = _conditions(identifier, level)
@@ -390,14 +392,11 @@ def locate(archive: Archive, identifier: Dataset, *, partition: str | None = Non
             file.c.path,
             file.c.size,
         )
-        .select_from(instance)
-        .join(series, series.c.pk == instance.c.series_pk)
-        .join(study, study.c.pk == series.c.study_pk)
-        .join(patient, patient.c.pk == study.c.patient_pk)
-        .join(file, file.c.instance_pk == instance.c.pk)
-        .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)
+        .select_from(INSTANCE_FILES.join(patient, patient.c.pk == study.c.patient_pk))
         .where(study.c.partition_pk == partition_pk, *conds)
-        .order_by(series.c.pk, instance.c.pk)
+        # per instance, the first copy is read: a readable filesystem before a write-only one,
+        # then the fastest tier
+        .order_by(series.c.pk, instance.c.pk, filesystem.c.write_only, filesystem.c.tier, file.c.pk)
     )
     with db.read(archive.engine) as conn:
         rows = conn.execute(stmt).all()

@@ -8,7 +8,14 @@ from typing import Any, Literal
 
 from hounsfield.errors import InvalidDataset
 
-ACTIONS = ("tier1-retention", "online-retention", "delete", "lossless-compress", "lossy-compress")
+ACTIONS = (
+    "tier1-retention",
+    "archive-copy",
+    "online-retention",
+    "delete",
+    "lossless-compress",
+    "lossy-compress",
+)
 SYNTAXES = {
     "lossless-compress": ("jpeg2000-lossless", "jpeg-ls-lossless", "htj2k-lossless"),
     "lossy-compress": ("jpeg2000",),
@@ -137,3 +144,6 @@ class Rule:
             ratio = self.params.get("ratio")
             if not isinstance(ratio, int | float) or ratio <= 1:
                 raise InvalidDataset("a lossy-compress rule needs a ratio above 1")
+        tier = self.params.get("tier")
+        if tier is not None and (self.action != "archive-copy" or tier not in (1, 2, 3)):
+            raise InvalidDataset("only archive-copy takes a tier, and it is 1, 2 or 3")

@@ -28,6 +28,7 @@ class Filesystem:
     high_watermark: int
     used_bytes: int = 0
     enabled: bool = True
+    write_only: bool = False  # only receives archive copies, never new objects
 
 
 def ensure_filesystem(conn: Connection, path: Path, capacity: int | None = None) -> int:
@@ -86,6 +87,7 @@ class Filesystems:
                 high_watermark=row["high_watermark"],
                 used_bytes=int(used.get(row["pk"], 0)),
                 enabled=row["enabled"],
+                write_only=row["write_only"],
             )
             for row in rows
         }
@@ -99,12 +101,17 @@ class Filesystems:
             return self._all[pk]
 
     def for_write(self, size: int) -> Filesystem:
-        """A writable tier-1 filesystem with room for `size` bytes, or StorageFull."""
+        """A writable (neither read-only nor write-only) tier-1 filesystem with room for `size`
+        bytes, or StorageFull."""
         with self._lock:
             if time.monotonic() - self._loaded_at > self._refresh:
                 self._load()
             candidates = sorted(
-                (fs for fs in self._all.values() if fs.enabled and not fs.read_only),
+                (
+                    fs
+                    for fs in self._all.values()
+                    if fs.enabled and not fs.read_only and not fs.write_only
+                ),
                 key=lambda fs: (fs.tier, fs.pk),
             )
             for fs in candidates:

@@ -1,4 +1,5 @@
-"""Storage work items: migrate a study to a lower tier, delete it, purge its online copy."""
+"""Storage work items: migrate a study to a lower tier, copy it to an archive tier, delete it,
+purge its online copy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from hounsfield.archive.archive_copy import copy_to_tier
 from hounsfield.archive.migrate_tier import migrate_study, purge_study
 from hounsfield.archive.remove import remove
 from hounsfield.db import engine as db
@@ -21,6 +23,7 @@ MIGRATE = Kind(
     "migrate-study", Priority.HIGH, max_retries=5, backoff_seconds=60, study_lock="write"
 )
 DELETE = Kind("delete-study", Priority.HIGH, max_retries=5, backoff_seconds=60, study_lock="write")
+COPY = Kind("copy-study", Priority.NORMAL, max_retries=5, backoff_seconds=300, study_lock="write")
 PURGE = Kind("purge-study", Priority.HIGH, max_retries=5, backoff_seconds=60, study_lock="write")
 
 
@@ -30,6 +33,15 @@ def process_migrate(archive: Archive, item: WorkItem) -> Done:
     p = item.payload
     moved = migrate_study(archive, p["study_pk"], p["filesystem"], p.get("target"))
     return Done(f"moved {moved.files} files, {moved.bytes} bytes to {moved.target or '-'}")
+
+
+@register(COPY)
+def process_copy(archive: Archive, item: WorkItem) -> Done:
+    """Put a verified copy of the study on a filesystem of `tier` (already there: nothing)."""
+    copied = copy_to_tier(archive, item.payload["study_pk"], item.payload.get("tier"))
+    if not copied.files:
+        return Done("nothing to copy: the tier already holds every instance")
+    return Done(f"copied {copied.files} files, {copied.bytes} bytes to {copied.target}")
 
 
 @register(DELETE)
