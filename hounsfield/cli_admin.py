@@ -23,6 +23,7 @@ filesystem_app = typer.Typer(
 )
 rule_app = typer.Typer(help="Server rules.", no_args_is_help=True)
 services_app = typer.Typer(help="Scheduled services.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts raised for operators.", no_args_is_help=True)
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
@@ -391,7 +392,26 @@ def services_disable(name: str) -> None:
     _configure(name, enabled=False)
 
 
+# -- alerts ---------------------------------------------------------------------------------
+
+
+@alerts_app.command("list")
+def alerts_list(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+) -> None:
+    """The newest alerts: full disks, failed work items, lost reports, ..."""
+    from hounsfield.alerts import list_alerts
+
+    with _archive() as archive:
+        rows = list_alerts(archive.engine, limit)
+    table = Table("time", "level", "category", "source", "message")
+    for a in rows:
+        table.add_row(_when(a.created_at), a.level, a.category, a.source, a.message)
+    console.print(table)
+
+
 SUBCOMMANDS: list[tuple[typer.Typer, str]] = [
+    (alerts_app, "alerts"),
     (queue_app, "queue"),
     (filesystem_app, "filesystem"),
     (rule_app, "rule"),

@@ -61,13 +61,6 @@ class NotFound(ArchiveError):
     http_status = 404
 
 
-class UnknownDestination(ArchiveError):
-    """A C-MOVE destination that is not a known device."""
-
-    dimse_status = 0xA801
-    http_status = 404
-
-
 class SchemaOutdated(ArchiveError):
     """The database schema is older than this code."""
 

@@ -402,3 +402,25 @@ def test_idle_timeout_and_association_limit(tmp_path: Path, database_url: str) -
     finally:
         server.stop(1)
         archive.close()
+
+
+def test_undeliverable_commitment_report_raises_an_alert(
+    archive: Archive, server: DimseServer
+) -> None:
+    from hounsfield.alerts import list_alerts
+
+    refs, _ = _stored_refs(archive)
+    ae = AE(ae_title="STRANGER")
+    ae.add_requested_context(StorageCommitmentPushModel)
+    assoc = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
+    status, _ = assoc.send_n_action(
+        _commit_request(refs), 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1"
+    )
+    assoc.release()  # gone, and not a known device: the report cannot be delivered
+    assert status.Status == 0x0000
+    deadline = time.monotonic() + 10
+    while not list_alerts(archive.engine) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (alert,) = list_alerts(archive.engine)
+    assert (alert.category, alert.source) == ("commitment", "STRANGER")
+    assert "not a known device" in alert.message

@@ -73,3 +73,22 @@ def test_admin_api(archive: Archive) -> None:
     fs = client.get("/admin/filesystems").json()
     assert fs[0]["tier"] == 1 and fs[0]["percent"] is not None
     assert client.get("/admin/services").status_code == 200
+
+
+def test_alerts_api_and_cli(tmp_path: Path, database_url: str) -> None:
+    from hounsfield.alerts import raise_alert
+    from tests.node import cli, node_env
+
+    env = node_env(tmp_path / "data", database_url)
+    assert cli(env, "db", "upgrade").returncode == 0
+    archive = make_archive(make_settings(tmp_path, database_url))
+    raise_alert(archive.engine, "error", "storage", "filesystems", "tier 1 is full")
+    raise_alert(archive.engine, "warning", "queue", "migrate-study 7", "failed 3 times")
+    client = TestClient(create_app(archive))
+    alerts = client.get("/admin/alerts", params={"limit": 1}).json()
+    assert [(a["level"], a["message"]) for a in alerts] == [("warning", "failed 3 times")]
+    assert len(client.get("/admin/alerts").json()) == 2
+    assert client.get("/admin/alerts", params={"limit": 0}).status_code == 422
+    archive.close()
+    listed = cli(env, "alerts", "list").stdout
+    assert "tier 1 is full" in listed and "failed 3 times" in listed

@@ -89,8 +89,3 @@ def read(engine: Engine) -> Iterator[Connection]:
             yield conn
     except OperationalError as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
-
-
-def is_sqlite(engine: Engine) -> bool:
-    """True when the index lives in an embedded SQLite file."""
-    return engine.dialect.name == "sqlite"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from pydicom.dataset import Dataset
@@ -10,15 +9,16 @@ from pynetdicom import AE, build_role, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
+from hounsfield.alerts import raise_alert
 from hounsfield.archive.commit import Commitment, verify
 from hounsfield.archive.context import Archive
 from hounsfield.dimse.nodelay import set_nodelay
 from hounsfield.dimse.partition import called_partition, calling_ae
 from hounsfield.sites.devices import find_device
 
-log = logging.getLogger(__name__)
 COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # the well-known SOP instance
 SUCCESS_EVENT, FAILURE_EVENT = 1, 2
+SAME_ASSOCIATION_WAIT = 3.0  # seconds
 
 
 def handle_action(event: Event, archive: Archive) -> tuple[int, Dataset | None]:
@@ -83,6 +83,9 @@ def _report(
     # Sending pauses the association's reactor first, and the reactor pauses only after it
     # has sent the N-ACTION response: the report never overtakes it.
     if assoc.is_established:
+        # A peer that released right after the N-ACTION response never answers here: wait
+        # briefly, then report on an association of our own.
+        assoc.dimse_timeout = min(SAME_ASSOCIATION_WAIT, archive.settings.dimse_timeout)
         rsp = assoc.send_n_event_report(
             info, event_type, StorageCommitmentPushModel, COMMITMENT_INSTANCE
         )
@@ -96,7 +99,7 @@ def _report_new_association(
 ) -> None:
     device = find_device(archive, peer)
     if device is None:
-        log.error("storage commitment report for %r lost: not a known device", peer)
+        _lost(archive, peer, "the requesting AE is not a known device")
         return
     ae = AE(ae_title=partition)
     ae.add_requested_context(StorageCommitmentPushModel)
@@ -111,9 +114,19 @@ def _report_new_association(
         evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)],
     )
     if not assoc.is_established:
-        log.error("storage commitment report to %s failed: association refused", peer)
+        _lost(archive, peer, f"no association with {device.host}:{device.port}")
         return
     try:
         assoc.send_n_event_report(info, event_type, StorageCommitmentPushModel, COMMITMENT_INSTANCE)
     finally:
         assoc.release()
+
+
+def _lost(archive: Archive, peer: str, why: str) -> None:
+    raise_alert(
+        archive.engine,
+        "error",
+        "commitment",
+        peer,
+        f"storage commitment report not delivered: {why}",
+    )

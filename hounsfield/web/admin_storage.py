@@ -1,13 +1,14 @@
-"""Admin API for background work and storage: /admin/queue, /admin/services, /admin/filesystems."""
+"""Admin API: /admin/queue, /admin/services, /admin/filesystems and /admin/alerts."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from hounsfield.alerts import list_alerts
 from hounsfield.archive.context import Archive
 from hounsfield.errors import ArchiveError, InvalidDataset
 from hounsfield.scheduled import lock
@@ -88,5 +89,14 @@ def mount(app: FastAPI, archive: Archive) -> None:
     @router.get("/filesystems")
     def get_filesystems() -> JSONResponse:
         return JSONResponse([asdict(u) | {"percent": u.percent} for u in list_filesystems(engine)])
+
+    @router.get("/alerts")
+    def get_alerts(limit: int = Query(100, ge=1, le=10_000)) -> JSONResponse:
+        return JSONResponse(
+            [
+                asdict(a) | {"created_at": a.created_at.isoformat()}
+                for a in list_alerts(engine, limit)
+            ]
+        )
 
     app.include_router(router)
