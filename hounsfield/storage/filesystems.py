@@ -58,24 +58,39 @@ def ensure_filesystem(conn: Connection, path: Path, capacity: int | None = None)
 class Filesystems:
     """This node's cached view of the filesystems, refreshed every few seconds."""
 
-    def __init__(self, engine: Engine, reserve_bytes: int, refresh_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        reserve_bytes: int,
+        refresh_seconds: float = 10.0,
+        recount_seconds: float = 300.0,
+    ) -> None:
         self._engine = engine
         self._reserve = reserve_bytes
         self._refresh = refresh_seconds
+        # Summing every file's size scans the whole file table: this node accounts its own
+        # writes as it makes them and recounts (other nodes' writes too) only this often.
+        self._recount = recount_seconds
         self._lock = threading.Lock()
         self._loaded_at = 0.0
+        self._counted_at = -1e9
         self._alerted_at = -1e9
         self._all: dict[int, Filesystem] = {}
 
     def _load(self) -> None:
+        recount = time.monotonic() - self._counted_at > self._recount
         with db.read(self._engine) as conn:
-            used = dict(
-                conn.execute(
-                    select(file.c.filesystem_pk, func.coalesce(func.sum(file.c.size), 0)).group_by(
-                        file.c.filesystem_pk
-                    )
-                ).all()
-            )
+            if recount:
+                used = dict(
+                    conn.execute(
+                        select(
+                            file.c.filesystem_pk, func.coalesce(func.sum(file.c.size), 0)
+                        ).group_by(file.c.filesystem_pk)
+                    ).all()
+                )
+                self._counted_at = time.monotonic()
+            else:
+                used = {pk: fs.used_bytes for pk, fs in self._all.items()}
             rows = conn.execute(select(filesystem)).mappings().all()
         self._all = {
             row["pk"]: Filesystem(
