@@ -168,3 +168,27 @@ def test_housekeeping_purges_old_items_and_alerts(tmp_path: Path, database_url: 
         assert list_alerts(archive.engine) == []
     finally:
         archive.close()
+
+
+def test_reinventory_sweeps_leftover_temporary_files(archive: Archive) -> None:
+    """A write killed before its rename leaves `.<name>.<id>.tmp`: reinventory removes it once
+    it is an hour old, and leaves a fresh one (a write that may still be running) alone."""
+    import os
+    import time
+
+    from hounsfield.archive.reinventory import reinventory_study
+
+    store_variant(archive, "CT_small.dcm", 0)
+    with db.read(archive.engine) as conn:
+        fs_pk, rel = conn.execute(select(file.c.filesystem_pk, file.c.path)).one()
+    stored = archive.settings.storage_dir.resolve() / rel
+    stale = stored.with_name(f".{stored.name}.0123abcd.tmp")
+    fresh = stored.with_name(f".{stored.name}.4567ef01.tmp")
+    stale.write_bytes(b"half a file")
+    fresh.write_bytes(b"being written")
+    hour_ago = time.time() - 3700
+    os.utime(stale, (hour_ago, hour_ago))
+    folder = "/".join(rel.split("/")[:3])
+    result = reinventory_study(archive, fs_pk, folder)
+    assert (result.indexed, result.known, result.refused) == (0, 1, 0)
+    assert not stale.exists() and fresh.exists() and stored.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +76,12 @@ def reinventory_study(archive: Archive, fs_pk: int, folder: str) -> Inventory:
     for dirpath, dirs, names in os.walk(root / folder):
         dirs.sort()
         for name in sorted(names):
+            path = Path(dirpath) / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                _sweep(path)
+                continue
             if not name.endswith(".dcm") or name.startswith("."):
                 continue
-            path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
             if rel in known:
                 continue
@@ -90,6 +94,20 @@ def reinventory_study(archive: Archive, fs_pk: int, folder: str) -> Inventory:
     if indexed and study_uid:
         invalidate(archive, title, study_uid)
     return Inventory(indexed, len(known), refused)
+
+
+STALE_SECONDS = 3600.0
+
+
+def _sweep(path: Path) -> None:
+    """Remove a temporary file an interrupted write left behind (an hour old: no write that
+    is still running can own it)."""
+    try:
+        if time.time() - path.stat().st_mtime > STALE_SECONDS:
+            path.unlink()
+            log.info("reinventory removed the leftover temporary file %s", path)
+    except FileNotFoundError:
+        pass
 
 
 def _index_file(
