@@ -10,10 +10,17 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, convert_color_space
 
+from hounsfield.errors import ArchiveError
 from hounsfield.imaging.decode import Decoded, decode_frame
 from hounsfield.imaging.pixels import PixelSource
 
 MEDIA_TYPES = ("image/jpeg", "image/png")
+
+
+class RegionOutside(ArchiveError):
+    """The viewport's source region does not overlap the image."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)
@@ -33,19 +40,38 @@ class RenderRequest:
     viewport: tuple[int, int] | None = None  # (width, height) to fit inside
     window: Window | None = None
     quality: int = 90
+    # The source region (sx, sy, sw, sh) of PS3.18's viewport; a negative width or height
+    # flips the image on that axis.
+    region: tuple[int, int, int, int] | None = None
 
     def key(self) -> str:
         """A stable text form for cache keys."""
-        return f"{self.media_type}|{self.viewport}|{self.window}|{self.quality}"
+        return f"{self.media_type}|{self.viewport}|{self.window}|{self.quality}|{self.region}"
 
 
 def render(src: PixelSource, index: int, request: RenderRequest) -> tuple[bytes, Decoded]:
     """The encoded image of frame `index` (0-based) and how its pixels were decoded."""
-    decoded = decode_frame(src, index, request.viewport)
+    rows, cols = int(src.dataset.Rows), int(src.dataset.Columns)
+    box = _box(request.region, cols, rows)
+    want = request.viewport
+    if want is not None and box is not None:
+        # The whole image must be decoded large enough for the region to fill the viewport.
+        scale = max(want[0] / max(1, box[2] - box[0]), want[1] / max(1, box[3] - box[1]))
+        want = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    decoded = decode_frame(src, index, want)
     display = to_display(decoded, src.dataset, request.window)
     image = Image.fromarray(display, "RGB" if display.ndim == 3 else "L")
+    if box is not None:
+        factor = image.width / cols
+        image = image.crop(tuple(round(v * factor) for v in box))  # type: ignore[arg-type]
+        cols, rows = box[2] - box[0], box[3] - box[1]
+        assert request.region is not None
+        _, _, sw, sh = request.region
+        if sw < 0:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if sh < 0:
+            image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
     if request.viewport is not None:
-        rows, cols = int(src.dataset.Rows), int(src.dataset.Columns)
         image = image.resize(_fit(cols, rows, request.viewport), Image.Resampling.BILINEAR)
     out = BytesIO()
     if request.media_type == "image/png":
@@ -53,6 +79,22 @@ def render(src: PixelSource, index: int, request: RenderRequest) -> tuple[bytes,
     else:
         image.save(out, "JPEG", quality=request.quality)
     return out.getvalue(), decoded
+
+
+def _box(
+    region: tuple[int, int, int, int] | None, cols: int, rows: int
+) -> tuple[int, int, int, int] | None:
+    """The (left, top, right, bottom) source box of a region, clipped to the image."""
+    if region is None:
+        return None
+    sx, sy, sw, sh = region
+    left, right = sorted((sx, sx + sw))
+    top, bottom = sorted((sy, sy + sh))
+    left, top = max(0, left), max(0, top)
+    right, bottom = min(cols, right), min(rows, bottom)
+    if right <= left or bottom <= top:
+        raise RegionOutside(f"the viewport's source region {region} lies outside the image")
+    return left, top, right, bottom
 
 
 def _fit(cols: int, rows: int, viewport: tuple[int, int]) -> tuple[int, int]:

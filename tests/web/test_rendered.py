@@ -155,3 +155,22 @@ def test_cors(tmp_path: Path, database_url: str) -> None:
             assert "access-control-allow-origin" not in other.headers
     finally:
         archive.close()
+
+
+def test_viewport_source_region_crops_and_flips(
+    archive: Archive, client: DICOMwebClient, web: str
+) -> None:
+    """viewport=vw,vh,sx,sy,sw,sh renders only the source region; negative sizes flip it."""
+    put_files(archive, "SC_rgb_rle_2frame.dcm")
+    study, series, sop = _ids("SC_rgb_rle_2frame.dcm")
+    source = dcmread(local("SC_rgb_rle_2frame.dcm")).pixel_array[0]
+    url = f"{web}/dicomweb/studies/{study}/series/{series}/instances/{sop}/rendered"
+    png = {"Accept": "image/png"}
+    crop = requests.get(url, params={"viewport": "40,20,10,30,40,20"}, headers=png)
+    assert crop.status_code == 200
+    assert np.array_equal(np.asarray(_image(crop.content)), source[30:50, 10:50])
+    flipped = requests.get(url, params={"viewport": "40,20,50,30,-40,20"}, headers=png)
+    assert np.array_equal(np.asarray(_image(flipped.content)), source[30:50, 10:50][:, ::-1])
+    outside = requests.get(url, params={"viewport": "40,20,500,500,10,10"}, headers=png)
+    assert outside.status_code == 400 and "outside the image" in outside.text
+    assert requests.get(url, params={"viewport": "40,20,0,0,0,10"}, headers=png).status_code == 400

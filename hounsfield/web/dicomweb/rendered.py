@@ -32,9 +32,9 @@ def media_type(accept: str | None) -> str:
     raise NotAcceptable(f"rendered images are served as {' or '.join(MEDIA_TYPES)}")
 
 
-def _numbers(text: str, name: str) -> list[float]:
+def _numbers(text: str, name: str, count: int = 2) -> list[float]:
     try:
-        return [float(v) for v in text.split(",")[:2]]
+        return [float(v) for v in text.split(",")[:count]]
     except ValueError as exc:
         raise BadRequest(f"{name} must be numbers separated by commas, got {text!r}") from exc
 
@@ -45,11 +45,19 @@ def render_request(
     """Decode the window, viewport and quality query parameters."""
     get = params.get  # type: ignore[attr-defined]
     viewport = default_viewport
+    region = None
     if get("viewport"):
-        values = _numbers(get("viewport"), "viewport")
-        if len(values) < 2 or not all(0 < v <= MAX_VIEWPORT for v in values):
-            raise BadRequest(f"viewport must be width,height between 1 and {MAX_VIEWPORT}")
+        values = _numbers(get("viewport"), "viewport", 6)
+        if len(values) not in (2, 6) or not all(0 < v <= MAX_VIEWPORT for v in values[:2]):
+            raise BadRequest(
+                f"viewport must be vw,vh[,sx,sy,sw,sh] with vw, vh between 1 and {MAX_VIEWPORT}"
+            )
         viewport = (int(values[0]), int(values[1]))
+        if len(values) == 6:
+            sx, sy, sw, sh = (int(v) for v in values[2:])
+            if sx < 0 or sy < 0 or sw == 0 or sh == 0:
+                raise BadRequest("viewport region needs sx, sy >= 0 and a non-zero sw, sh")
+            region = (sx, sy, sw, sh)
     window = None
     if get("window"):
         parts = get("window").split(",")
@@ -68,7 +76,7 @@ def render_request(
             raise BadRequest("quality must be a whole number from 1 to 100") from exc
         if not 1 <= quality <= 100:
             raise BadRequest("quality must be a whole number from 1 to 100")
-    return RenderRequest(media_type(accept), viewport, window, quality)
+    return RenderRequest(media_type(accept), viewport, window, quality, region)
 
 
 class Renderer:
