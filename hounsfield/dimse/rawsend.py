@@ -5,10 +5,17 @@ each one, which is slow and can change bytes. The handlers yield a `StoredFile` 
 a Dataset that names its file. `Association.send_c_store` is wrapped once so that a
 StoredFile is sent from its path, which pynetdicom streams in PDU-sized chunks
 (`_config.STORE_SEND_CHUNKED_DATASET`).
+
+The wrapper also closes a race in pynetdicom's requestor side (the C-MOVE sub-association):
+its reactor thread is paused with a flag that can read "paused" just after the reactor passed
+its checkpoint, and the reactor then takes the C-STORE response the sender is waiting for
+("Received unexpected C-STORE service message", then a DIMSE timeout and an aborted
+association). While another thread sends, the reactor's non-blocking reads return nothing.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +42,41 @@ class StoredFile(Dataset):
 
 
 _send_c_store = Association.send_c_store
+_GUARD = "_hounsfield_send_guard"
+
+
+class _SendGuard:
+    """Keeps an association's reactor from reading messages while another thread sends."""
+
+    def __init__(self, assoc: Association) -> None:
+        self.lock = threading.Lock()
+        self.sending = False
+        fetch = assoc.dimse.get_msg
+
+        def get_msg(block: bool = False) -> Any:
+            if block or threading.current_thread() is not assoc:
+                return fetch(block)
+            with self.lock:
+                return (None, None) if self.sending else fetch(False)
+
+        assoc.dimse.get_msg = get_msg  # type: ignore[method-assign]
 
 
 def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
     if isinstance(dataset, StoredFile):
         dataset = dataset.stored_path
-    return _send_c_store(self, dataset, *args, **kwargs)
+    if threading.current_thread() is self:  # C-GET: the reactor itself is sending
+        return _send_c_store(self, dataset, *args, **kwargs)
+    guard = getattr(self, _GUARD, None)
+    if guard is None:
+        guard = _SendGuard(self)
+        setattr(self, _GUARD, guard)
+    with guard.lock:
+        guard.sending = True
+    try:
+        return _send_c_store(self, dataset, *args, **kwargs)
+    finally:
+        guard.sending = False
 
 
 if not getattr(Association.send_c_store, "_sends_stored_files", False):
