@@ -13,6 +13,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from pynetdicom import AE, build_role, evt
+from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     StorageCommitmentPushModel,
     StudyRootQueryRetrieveInformationModelGet,
@@ -120,12 +121,20 @@ def test_move_cancel_and_unknown_destination(
     assert len(list(scp.folder.iterdir())) < 60
 
 
-def _get_scu(accept: list[str]) -> AE:
+def _get_association(port: int, storage_class: str, on_store: Any) -> Association:
+    """A C-GET SCU association that takes `storage_class` back and hands it to `on_store`."""
     ae = AE(ae_title="GETSCU")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    for uid in accept:
-        ae.add_requested_context(uid, ExplicitVRLittleEndian)
-    return ae
+    ae.add_requested_context(storage_class, ExplicitVRLittleEndian)
+    assoc = ae.associate(
+        "127.0.0.1",
+        port,
+        ae_title="HOUNSFIELD",
+        ext_neg=[build_role(storage_class, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    assert assoc.is_established
+    return assoc
 
 
 def test_get_cancel(archive: Archive, server: DimseServer) -> None:
@@ -133,14 +142,7 @@ def test_get_cancel(archive: Archive, server: DimseServer) -> None:
     for _ in range(60):
         put(archive, instance(StudyInstanceUID=study))
     received: list[str] = []
-    ae = _get_scu([CTImageStorage])
-    assoc = ae.associate(
-        "127.0.0.1",
-        server.port,
-        ae_title="HOUNSFIELD",
-        ext_neg=[build_role(CTImageStorage, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, lambda e: received.append("x") or 0x0000)],
-    )
+    assoc = _get_association(server.port, CTImageStorage, lambda e: received.append("x") or 0x0000)
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = study
@@ -161,14 +163,7 @@ def test_get_reports_failed_sub_operations(archive: Archive, server: DimseServer
     put(archive, instance(StudyInstanceUID=study))
     mr = instance(StudyInstanceUID=study, Modality="MR", SOPClassUID=MRImageStorage)
     put(archive, mr)
-    ae = _get_scu([CTImageStorage])
-    assoc = ae.associate(
-        "127.0.0.1",
-        server.port,
-        ae_title="HOUNSFIELD",
-        ext_neg=[build_role(CTImageStorage, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, lambda e: 0x0000)],
-    )
+    assoc = _get_association(server.port, CTImageStorage, lambda e: 0x0000)
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = study
@@ -312,14 +307,7 @@ def test_get_every_level(archive: Archive, server: DimseServer, level: str) -> N
         received.append(str(event.dataset.SOPInstanceUID))
         return 0x0000
 
-    ae = _get_scu([CTImageStorage])
-    assoc = ae.associate(
-        "127.0.0.1",
-        server.port,
-        ae_title="HOUNSFIELD",
-        ext_neg=[build_role(CTImageStorage, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
+    assoc = _get_association(server.port, CTImageStorage, on_store)
     query = Dataset()
     query.QueryRetrieveLevel = level
     query.StudyInstanceUID = study
@@ -357,14 +345,7 @@ def test_get_decompresses_for_a_peer_without_the_stored_syntax(
         return 0x0000
 
     cuid = result.sop_class
-    ae = _get_scu([cuid])
-    assoc = ae.associate(
-        "127.0.0.1",
-        server.port,
-        ae_title="HOUNSFIELD",
-        ext_neg=[build_role(cuid, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
+    assoc = _get_association(server.port, cuid, on_store)
     query = Dataset()
     query.QueryRetrieveLevel = "IMAGE"
     query.SOPInstanceUID = result.sop_instance
