@@ -1,1 +1,4 @@
 """The DICOM network edge on pynetdicom: decode the request, call one verb, map the status."""
+
+from hounsfield.dimse import evented as _evented  # noqa: F401  (event-driven reactors)
+from hounsfield.dimse import fastsend as _fastsend  # noqa: F401  (command sets from bytes)
