@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from hounsfield.archive.scan import HEADER_END, Scan, scan
 from hounsfield.errors import InvalidDataset
 from hounsfield.uids import check_uid
 
@@ -36,7 +40,9 @@ class Encoding:
 
 @dataclass(frozen=True)
 class Parsed:
-    """The header of a received object: its dataset (no pixel data) and raw bytes."""
+    """The header of a received object: its dataset (no pixel data) and raw bytes.
+
+    The dataset may hold only the INDEX_KEYWORDS attributes (see parse_header)."""
 
     dataset: Dataset
     header: bytes
@@ -44,23 +50,23 @@ class Parsed:
 
 
 def _stop_at_pixels(tag: BaseTag, _vr: str | None, _length: int) -> bool:
-    return tag >= 0x7FE00008
+    return tag >= HEADER_END
 
 
 def parse_header(data: bytes, transfer_syntax: str) -> Parsed:
-    """Parse the dataset bytes (no File Meta) up to Pixel Data."""
+    """Parse the dataset bytes (no File Meta) up to Pixel Data.
+
+    The scanner keeps just the INDEX_KEYWORDS elements; when it declines unusual bytes,
+    pydicom reads the whole header as before."""
     encoding = Encoding.of(transfer_syntax)
     if transfer_syntax == DEFLATED:
         try:
             data = zlib.decompress(data, -zlib.MAX_WBITS)
         except zlib.error as exc:
             raise InvalidDataset(f"deflated dataset cannot be inflated: {exc}") from exc
-    fp = BytesIO(data)
     try:
-        ds = read_dataset(
-            fp, encoding.implicit_vr, encoding.little_endian, stop_when=_stop_at_pixels
-        )
-        end = fp.tell()
+        found = scan(data, encoding.implicit_vr, encoding.little_endian, INDEX_TAGS)
+        ds, end = _read(data, encoding) if found is None else _scanned(found, encoding)
         # Touch the attributes the index needs so a corrupt value fails here.
         for keyword in INDEX_KEYWORDS:
             ds.get(keyword)
@@ -68,9 +74,30 @@ def parse_header(data: bytes, transfer_syntax: str) -> Parsed:
         raise
     except Exception as exc:  # pydicom raises many kinds on corrupt input
         raise InvalidDataset(f"dataset cannot be parsed: {exc}") from exc
+    return Parsed(dataset=ds, header=data[:end], encoding=encoding)
+
+
+def _read(data: bytes, encoding: Encoding) -> tuple[Dataset, int]:
+    """The whole header read by pydicom, and where it ends."""
+    fp = BytesIO(data)
+    ds = read_dataset(fp, encoding.implicit_vr, encoding.little_endian, stop_when=_stop_at_pixels)
     if len(ds) == 0:
         raise InvalidDataset("dataset is empty")
-    return Parsed(dataset=ds, header=data[:end], encoding=encoding)
+    return ds, fp.tell()
+
+
+def _scanned(found: Scan, encoding: Encoding) -> tuple[Dataset, int]:
+    """The scanned index elements as a dataset like the one read_dataset builds."""
+    elements: dict[BaseTag, RawDataElement | DataElement] = dict(found.elements)
+    ds = Dataset(elements, parent_encoding=default_encoding)
+    charset = found.elements.get(BaseTag(0x00080005))
+    character_encoding = (
+        default_encoding
+        if charset is None
+        else convert_encodings(convert_raw_data_element(charset).value)
+    )
+    ds.set_original_encoding(encoding.implicit_vr, encoding.little_endian, character_encoding)
+    return ds, found.end
 
 
 def decode_header(header: bytes, implicit_vr: bool, little_endian: bool) -> Dataset:
@@ -104,6 +131,16 @@ INDEX_KEYWORDS = (
     "NumberOfFrames",
     "SpecificCharacterSet",
 )
+
+
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return tag
+
+
+INDEX_TAGS = frozenset(_tag(keyword) for keyword in INDEX_KEYWORDS)
 
 
 def text(ds: Dataset, keyword: str) -> str:
