@@ -10,6 +10,7 @@ from types import FrameType
 import uvicorn
 
 from hounsfield.archive.context import open_archive
+from hounsfield.dimse.processes import DimseProcesses
 from hounsfield.dimse.server import DimseServer
 from hounsfield.scheduled.background import Background
 from hounsfield.settings import Settings
@@ -31,6 +32,8 @@ def serve(settings: Settings) -> None:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     dimse = DimseServer(archive)
+    count = settings.dimse_process_count
+    processes = DimseProcesses(settings, count) if count > 1 else None
     background = Background(archive)
     http = uvicorn.Server(
         uvicorn.Config(
@@ -45,7 +48,9 @@ def serve(settings: Settings) -> None:
     web = threading.Thread(target=http.run, name="http", daemon=True)
     try:
         background.start()
-        dimse.start()
+        if processes is not None:
+            processes.start()
+        dimse.start(processes)
         web.start()
         log.info("HTTP listening on %s:%d", settings.host, settings.http_port)
         while not stop.wait(0.5):
@@ -57,6 +62,8 @@ def serve(settings: Settings) -> None:
         http.should_exit = True
         background.stop()
         dimse.stop()
+        if processes is not None:
+            processes.stop(grace_seconds=10.0)
         web.join(timeout=10)
         archive.close()
         for sig, handler in previous.items():

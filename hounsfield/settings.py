@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     caller_policy: CallerPolicy = "any"
     duplicate_policy: DuplicatePolicy = "keep"
     max_associations: int = 32
+    dimse_processes: int = Field(default=0, ge=0)  # 0: one per CPU, at most two
     max_pdu: int = 1_048_576
     connect_timeout: float = 10.0
     association_timeout: float = 30.0
@@ -147,6 +148,11 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         return url
+
+    @property
+    def dimse_process_count(self) -> int:
+        """How many processes serve DICOM connections (`dimse_processes`, 0: auto)."""
+        return self.dimse_processes or min(2, os.cpu_count() or 1)
 
     @property
     def storage_dir(self) -> Path:

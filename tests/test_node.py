@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def test_serve_refuses_an_outdated_schema(tmp_path: Path, database_url: str) -> 
     assert head and f"current {head[0]}" in current.stdout
 
 
+def _metric_when_reported(http: int) -> tuple[str, re.Match[str] | None]:
+    """/metrics, once the instance count shows (a DIMSE process reports when its association
+    ends, which can be a moment after the peer saw the release)."""
+    pattern = r'hounsfield_instances_received_total\{outcome="stored",source="dimse"\} (\S+)'
+    deadline = time.monotonic() + 5
+    while True:
+        status, metrics = _http(http, "/metrics")
+        assert status == 200
+        received = re.search(pattern, metrics)
+        if received or time.monotonic() > deadline:
+            return metrics, received
+        time.sleep(0.1)
+
+
 def test_toml_settings_health_and_metrics(tmp_path: Path, database_url: str) -> None:
     config = tmp_path / "hounsfield.toml"
     dimse, http = free_port(), free_port()
@@ -72,12 +87,7 @@ def test_toml_settings_health_and_metrics(tmp_path: Path, database_url: str) -> 
         status, body = _http(http, "/health")
         assert status == 200
         assert json.loads(body) == {"status": "ok", "database": "ok", "storage": "ok"}
-        status, metrics = _http(http, "/metrics")
-        assert status == 200
-        received = re.search(
-            r'hounsfield_instances_received_total\{outcome="stored",source="dimse"\} (\S+)',
-            metrics,
-        )
+        metrics, received = _metric_when_reported(http)
         assert received and float(received.group(1)) == 1.0
         assert "hounsfield_bytes_received_total" in metrics
         assert "hounsfield_operation_seconds_bucket" in metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import weakref
 from collections.abc import Iterator
@@ -54,15 +55,46 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class _SqliteWriters:
+    """One writer at a time on an SQLite file: this process's threads queue on a lock, and
+    processes sharing the file (extra DIMSE processes) on an flock of a file beside it. Both
+    hand over at once, where SQLite's busy handler sleeps with growing back-off."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._file = open(f"{database}-writer.lock", "a+b") if database else None  # noqa: SIM115
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._file is not None:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _SqliteWriters] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
 
 
 def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
-    """SQLite admits one writer; queueing this process's writers on a lock is fairer and
-    faster than SQLite's busy handler, which sleeps with growing back-off."""
+    """The SQLite writer queue of `engine`; nothing on PostgreSQL."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
-    return _SQLITE_WRITERS.setdefault(engine, threading.Lock())
+    with _WRITERS_LOCK:
+        writers = _SQLITE_WRITERS.get(engine)
+        if writers is None:
+            database = engine.url.database
+            on_disk = database and database != ":memory:" and not database.startswith("file:")
+            writers = _SqliteWriters(database if on_disk else None)
+            _SQLITE_WRITERS[engine] = writers
+    return writers
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from functools import partial
@@ -26,7 +27,9 @@ from pynetdicom.transport import ThreadedAssociationServer
 from hounsfield.archive.context import Archive
 from hounsfield.dimse.commitment import handle_action
 from hounsfield.dimse.find import handle_find
+from hounsfield.dimse.handoff import DispatchingServer, HandedServer, LoadBoard
 from hounsfield.dimse.nodelay import set_nodelay
+from hounsfield.dimse.processes import DimseProcesses
 from hounsfield.dimse.retrieve import handle_get, handle_move
 from hounsfield.dimse.store import handle_store
 from hounsfield.metrics import ACTIVE_ASSOCIATIONS, ASSOCIATIONS
@@ -57,12 +60,12 @@ QUERY_RETRIEVE = (
 )
 
 
-def build_ae(archive: Archive) -> AE:
+def build_ae(archive: Archive, max_associations: int | None = None) -> AE:
     """An AE supporting verification, storage, query/retrieve and storage commitment."""
     s = archive.settings
     ae = AE(ae_title=s.ae_title)
     ae.maximum_pdu_size = s.max_pdu
-    ae.maximum_associations = s.max_associations
+    ae.maximum_associations = max_associations or s.max_associations
     ae.connection_timeout = s.connect_timeout
     ae.acse_timeout = s.association_timeout
     ae.dimse_timeout = s.dimse_timeout
@@ -90,11 +93,8 @@ class CallerPolicy:
         self._loaded = 0.0
         self._lock = threading.Lock()
 
-    def on_connect(self, event: Event) -> None:
-        """EVT_CONN_OPEN: set TCP_NODELAY and refresh the allow-list if due."""
-        set_nodelay(event)
-        ASSOCIATIONS.labels("opened").inc()
-        ACTIVE_ASSOCIATIONS.inc()
+    def on_connect(self, _event: Event) -> None:
+        """EVT_CONN_OPEN: refresh the allow-list if due."""
         if self.archive.settings.caller_policy != "known":
             return
         with self._lock:
@@ -108,32 +108,43 @@ class CallerPolicy:
                 self._loaded = time.monotonic()
 
 
-def _on_close(_event: Event) -> None:
-    ACTIVE_ASSOCIATIONS.dec()
-    ASSOCIATIONS.labels("closed").inc()
-
-
-def _on_rejected(event: Event) -> None:
-    ASSOCIATIONS.labels("rejected").inc()
-    log.warning("association from %r rejected", event.assoc.requestor.ae_title)
-
-
 class DimseServer:
-    """The running DIMSE listener and a clean way to stop it."""
+    """The running DIMSE listener (or, in an extra DIMSE process, the connections handed to
+    it) and a clean way to stop it."""
 
-    def __init__(self, archive: Archive) -> None:
+    def __init__(self, archive: Archive, board: LoadBoard | None = None, index: int = 0) -> None:
         self.archive = archive
-        self.ae = build_ae(archive)
+        self.board, self.index = board, index
+        self.ae = build_ae(archive, board.shares[index] if board else None)
         self.policy = CallerPolicy(archive, self.ae)
         self.server: ThreadedAssociationServer | None = None
+
+    def _count(self, what: str) -> None:
+        ASSOCIATIONS.labels(what, str(self.index)).inc()
+
+    def _on_open(self, event: Event) -> None:
+        set_nodelay(event)
+        self._count("opened")
+        ACTIVE_ASSOCIATIONS.inc()
+        self.policy.on_connect(event)
+
+    def _on_close(self, _event: Event) -> None:
+        ACTIVE_ASSOCIATIONS.dec()
+        self._count("closed")
+        if self.board is not None:
+            self.board.add(self.index, -1)
+
+    def _on_rejected(self, event: Event) -> None:
+        self._count("rejected")
+        log.warning("association from %r rejected", event.assoc.requestor.ae_title)
 
     def handlers(self) -> list[Any]:
         """The event handlers bound to the listener."""
         a = self.archive
         return [
-            (evt.EVT_CONN_OPEN, self.policy.on_connect),
-            (evt.EVT_CONN_CLOSE, _on_close),
-            (evt.EVT_REJECTED, _on_rejected),
+            (evt.EVT_CONN_OPEN, self._on_open),
+            (evt.EVT_CONN_CLOSE, self._on_close),
+            (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_C_STORE, partial(handle_store, archive=a)),
             (evt.EVT_C_FIND, partial(handle_find, archive=a)),
             (evt.EVT_C_GET, partial(handle_get, archive=a)),
@@ -141,17 +152,41 @@ class DimseServer:
             (evt.EVT_N_ACTION, partial(handle_action, archive=a)),
         ]
 
-    def start(self) -> None:
-        """Listen on the configured address without blocking."""
-        s = self.archive.settings
-        if s.caller_policy == "known":
+    def _load_policy(self) -> None:
+        if self.archive.settings.caller_policy == "known":
             self.ae.require_calling_aet = allow_list(
                 [d.ae_title for d in list_devices(self.archive)]
             )
-        self.server = self.ae.start_server(
-            (s.host, s.dimse_port), block=False, evt_handlers=self.handlers()
+
+    def start(self, processes: DimseProcesses | None = None) -> None:
+        """Listen on the configured address without blocking; with `processes`, hand new
+        connections to the least busy DIMSE process."""
+        s = self.archive.settings
+        self._load_policy()
+        server = self.ae.make_server(
+            (s.host, s.dimse_port),
+            evt_handlers=self.handlers(),
+            server_class=DispatchingServer,
         )
+        if processes is not None:
+            server.dispatch = processes.dispatch
+        threading.Thread(target=server.serve_forever, name="dimse-listener", daemon=True).start()
+        self.ae._servers.append(server)
+        self.server = server
         log.info("DICOM listening on %s:%d as %s", s.host, s.dimse_port, s.ae_title)
+
+    def start_handed(self) -> None:
+        """Serve connections the listener hands over (`take`); listen on nothing."""
+        s = self.archive.settings
+        self._load_policy()
+        self.server = self.ae.make_server(
+            (s.host, s.dimse_port), evt_handlers=self.handlers(), server_class=HandedServer
+        )
+
+    def take(self, sock: socket.socket, client_address: Any) -> None:
+        """Serve one connection accepted by the listener."""
+        assert isinstance(self.server, HandedServer)
+        self.server.take(sock, client_address)
 
     @property
     def port(self) -> int:
@@ -164,7 +199,10 @@ class DimseServer:
         if self.server is None:
             return
         server, self.server = self.server, None
-        server.shutdown()
+        if isinstance(server, HandedServer):
+            server.close()
+        else:
+            server.shutdown()
         deadline = time.monotonic() + grace_seconds
         while server.active_associations and time.monotonic() < deadline:
             time.sleep(0.05)

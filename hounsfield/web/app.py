@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hounsfield import __version__
 from hounsfield.archive.context import Archive
 from hounsfield.archive.health import health
+from hounsfield.metrics import NODE_REGISTRY
 from hounsfield.web.admin_storage import mount as mount_admin_storage
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 
@@ -24,7 +25,7 @@ def create_app(archive: Archive) -> FastAPI:
 
     @app.get("/metrics")
     def get_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(NODE_REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     mount_dicomweb(app, archive)
     mount_admin_storage(app, archive)

@@ -1,0 +1,179 @@
+"""Extra DIMSE processes: the listener hands each new connection to the least busy one.
+
+Python threads share one core, so one process cannot use a second core for C-STORE. The
+node's listener accepts every connection and passes its descriptor (SCM_RIGHTS over a Unix
+socket pair) to the process with the most room under its share of the association limit;
+each process serves its connections with its own pynetdicom AE, archive and database pool.
+Processes send their metric values to the listener every second, which adds them to its
+own on /metrics. When the listener goes away (stop, or killed) a process stops taking
+connections, lets the ones it serves finish, and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+from typing import Any
+
+from pynetdicom import evt
+
+from hounsfield.dimse.handoff import LoadBoard, shares_of
+from hounsfield.metrics import Snapshot, add_snapshot_source, snapshot
+from hounsfield.settings import Settings
+
+log = logging.getLogger(__name__)
+REPORT_SECONDS = 1.0
+_MESSAGE = 1 << 20
+
+
+class DimseProcesses:
+    """The listener's view of its extra DIMSE processes."""
+
+    def __init__(self, settings: Settings, processes: int) -> None:
+        self.settings = settings
+        self.count = processes
+        ctx = multiprocessing.get_context("spawn")
+        shares = shares_of(settings.max_associations, processes)
+        self.board = LoadBoard(ctx.Array("i", processes), shares)
+        self._ctx = ctx
+        self._children: list[Any] = []
+        self._links: list[socket.socket] = []
+        self._snapshots: dict[int, Snapshot] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Spawn processes 1..n-1 and wait until each is ready to take connections."""
+        for index in range(1, self.count):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            child = self._ctx.Process(
+                target=child_main,
+                args=(self.settings, theirs, index, self.board.counts, self.board.shares),
+                name=f"hounsfield-dimse-{index}",
+            )
+            child.start()
+            theirs.close()
+            ready = ours.recv(_MESSAGE)
+            if ready != b"ready":
+                raise RuntimeError(f"DIMSE process {index} did not start")
+            self._children.append(child)
+            self._links.append(ours)
+            threading.Thread(target=self._listen, args=(index, ours), daemon=True).start()
+        add_snapshot_source(self.snapshots)
+        log.info("DICOM connections shared by %d processes", self.count)
+
+    def _listen(self, index: int, link: socket.socket) -> None:
+        while True:
+            try:
+                message = link.recv(_MESSAGE)
+            except OSError:
+                return
+            if not message:
+                return
+            with self._lock:
+                self._snapshots[index] = json.loads(message)
+
+    def snapshots(self) -> list[Snapshot]:
+        """The last metric values each process reported (kept after it exits)."""
+        with self._lock:
+            return list(self._snapshots.values())
+
+    def dispatch(self, request: socket.socket, client_address: Any) -> bool:
+        """Hand `request` to the chosen process; False keeps it in the listener."""
+        alive = [True] + [c.is_alive() for c in self._children]
+        index = self.board.choose(alive)
+        if index == 0:
+            self.board.add(0, 1)
+            return False
+        address = json.dumps(list(client_address)).encode()
+        try:
+            socket.send_fds(self._links[index - 1], [address], [request.fileno()])
+        except OSError as exc:
+            log.error("cannot hand a connection to DIMSE process %d: %s", index, exc)
+            self.board.add(0, 1)
+            return False
+        self.board.add(index, 1)
+        return True
+
+    def stop(self, grace_seconds: float) -> None:
+        """Tell every process to finish its associations and exit; wait for them."""
+        for link in self._links:
+            with contextlib.suppress(OSError):
+                link.shutdown(socket.SHUT_WR)
+        for child in self._children:
+            child.join(timeout=grace_seconds + 5)
+            if child.is_alive():
+                log.warning("DIMSE process %s did not stop in time; terminated", child.name)
+                child.terminate()
+                child.join(timeout=5)
+        for link in self._links:
+            link.close()
+
+
+def child_main(
+    settings: Settings, link: socket.socket, index: int, counts: Any, shares: list[int]
+) -> None:
+    """A DIMSE process: serve the connections the listener hands over until it goes away."""
+    from hounsfield.archive.context import open_archive
+    from hounsfield.dimse.server import DimseServer
+    from hounsfield.scheduled.applog import DatabaseLogHandler
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener too; it decides
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: _close_link(link))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    archive = open_archive(settings)
+    app_log = DatabaseLogHandler(archive.engine, settings.node_name)
+    logging.getLogger().addHandler(app_log)
+    server = DimseServer(archive, board=LoadBoard(counts, shares), index=index)
+    server.start_handed()
+    changed = threading.Event()  # an association ended: report without waiting
+    assert server.server is not None
+    server.server.bind(evt.EVT_CONN_CLOSE, lambda _event: changed.set())
+    reporter = threading.Thread(target=_report, args=(link, stopping, changed), daemon=True)
+    reporter.start()
+    link.sendall(b"ready")
+    try:
+        while True:
+            try:
+                message, fds, _flags, _address = socket.recv_fds(link, _MESSAGE, 1)
+            except OSError:
+                break
+            if not fds:
+                break  # the listener closed the link: stop
+            conn = socket.socket(fileno=fds[0])
+            server.take(conn, tuple(json.loads(message)))
+    finally:
+        server.stop()
+        stopping.set()
+        changed.set()
+        reporter.join(timeout=2)
+        _send_snapshot(link)
+        logging.getLogger().removeHandler(app_log)
+        app_log.close()
+        archive.close()
+
+
+def _close_link(link: socket.socket) -> None:
+    """SIGTERM: take no more connections; the ones being served finish."""
+    with contextlib.suppress(OSError):
+        link.shutdown(socket.SHUT_RD)
+
+
+def _report(link: socket.socket, stopping: threading.Event, changed: threading.Event) -> None:
+    while not stopping.is_set():
+        changed.wait(REPORT_SECONDS)
+        changed.clear()
+        _send_snapshot(link)
+
+
+def _send_snapshot(link: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        link.send(json.dumps(snapshot()).encode())
