@@ -33,16 +33,18 @@ def test_the_association_limit_is_split_over_the_processes() -> None:
 
 def test_new_connections_go_where_there_is_most_room() -> None:
     board = LoadBoard(Array("i", 3), [2, 2, 1])
-    assert board.choose([True, True, True]) == 0  # all idle: the listener itself
-    board.add(0, 1)
-    assert board.choose([True, True, True]) == 1
+    alive = [True, True, True]
+    assert board.choose(alive) == 1  # all idle: an extra process before the listener
     board.add(1, 1)
+    assert board.choose(alive) == 0  # most room
     board.add(0, 1)
-    assert board.choose([True, True, True]) == 2  # 0 is full; 1 and 2 have room: the idle one
+    assert board.choose(alive) == 2  # one place each: the idle one
     assert board.choose([True, True, False]) == 1  # 2 is gone
-    board.add(1, 1)
     board.add(2, 1)
-    assert board.choose([True, True, True]) in {0, 1, 2}  # all full: one of them rejects
+    board.add(1, 1)
+    assert board.choose(alive) == 0
+    board.add(0, 1)
+    assert board.choose(alive) in {0, 1, 2}  # all full: one of them rejects
     assert board.choose([False, False, False]) == 0
 
 
@@ -135,8 +137,8 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
     node = Node(env, tmp_path / "serve.log")
     try:
         (child,) = _children(node.proc.pid)
-        # An association held open in the listener makes the next connection go to the other
-        # process, whatever the timing of the parallel stores.
+        # An association held open (by the extra process) makes the next connection go to the
+        # listener, whatever the timing of the parallel stores.
         ae = AE("HOLDER")
         ae.add_requested_context(Verification)
         held = ae.associate("127.0.0.1", node.dimse_port, ae_title="HOUNSFIELD")

@@ -59,12 +59,13 @@ class LoadBoard:
             self.counts[index] += delta
 
     def choose(self, alive: list[bool]) -> int:
-        """The live process with the most room under its share of the association limit;
-        the least loaded one on a tie; the listener when every other process is gone."""
+        """The live process with the most room under its share of the association limit; on
+        a tie the least loaded, then an extra process before the listener (whose threads
+        also run the HTTP server and the work queue); the listener when all others are gone."""
         with self.counts.get_lock():
             loads = list(self.counts)
         candidates = [i for i, up in enumerate(alive) if up] or [0]
-        return max(candidates, key=lambda i: (self.shares[i] - loads[i], -loads[i], -i))
+        return max(candidates, key=lambda i: (self.shares[i] - loads[i], -loads[i], i))
 
 
 def shares_of(limit: int, processes: int) -> list[int]:
