@@ -13,7 +13,7 @@ Installed once, process-wide, by importing this module:
   primitive, a sender pauses or resumes it, or the DUL ends.
 
 Both still wake every `TICK` seconds to look at their timers, as before. The loops are
-pynetdicom's own (3.0), with only the sleep replaced; the version is pinned below 4.
+pynetdicom's own (3.0), with only the sleep replaced; the version is pinned to 3.0.x.
 """
 
 from __future__ import annotations
