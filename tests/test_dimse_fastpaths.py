@@ -15,7 +15,7 @@ from pynetdicom.dimse_primitives import C_ECHO, C_FIND, C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from hounsfield.dimse import evented, fastsend
+from hounsfield.dimse import evented, fastrecv, fastsend
 from tests.dcmtk import free_port
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -117,9 +117,19 @@ def _echo_server(port: int, seen: list[Any]) -> Any:
     return ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
 
 
-def test_associations_run_on_the_event_driven_reactors_end_to_end() -> None:
+def test_associations_run_on_the_event_driven_reactors_end_to_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A real association in both directions: echo, a stored dataset, a prompt release."""
     seen: list[Any] = []
+    delivered: list[str] = []
+    deliver = fastrecv._deliver
+
+    def counting(provider: Any, receiving: Any) -> None:
+        delivered.append(type(receiving.primitive).__name__)
+        deliver(provider, receiving)
+
+    monkeypatch.setattr(fastrecv, "_deliver", counting)
     port = free_port()
     server = _echo_server(port, seen)
     try:
@@ -142,6 +152,7 @@ def test_associations_run_on_the_event_driven_reactors_end_to_end() -> None:
         assoc.release()
         assert assoc.is_released
         assert seen == [("1.2.3.4.5.6", "FAST")]
+        assert delivered == ["C_STORE", "C_STORE"]  # the request and its response, from bytes
         for a in server.active_associations:
             a.join(timeout=5)
         assert not server.active_associations
@@ -171,3 +182,53 @@ def test_an_idle_association_waits_instead_of_polling() -> None:
         assoc.release()
     finally:
         server.shutdown()
+
+
+def _pynetdicom_decoded(command: bytes, data: bytes | None) -> Any:
+    from pynetdicom.dimse_messages import DIMSEMessage
+    from pynetdicom.pdu_primitives import P_DATA
+
+    message = DIMSEMessage()
+    p_data = P_DATA()
+    p_data.presentation_data_value_list.append((1, b"\x03" + command))
+    if data is not None:
+        p_data.presentation_data_value_list.append((1, b"\x02" + data))
+    assert message.decode_msg(p_data)
+    return message.message_to_primitive()
+
+
+_RECEIVED = (
+    "MessageID",
+    "MessageIDBeingRespondedTo",
+    "AffectedSOPClassUID",
+    "AffectedSOPInstanceUID",
+    "Priority",
+    "Status",
+    "MoveOriginatorApplicationEntityTitle",
+    "MoveOriginatorMessageID",
+)
+
+
+@pytest.mark.parametrize("primitive", [_store_rq(False), _store_rq(True), _responses()[-1]])
+def test_store_messages_decode_like_pynetdicoms(primitive: Any) -> None:
+    name = fastsend._message_name(primitive)
+    has_dataset = name.endswith("RQ")
+    command = fastsend.encode_command(name, primitive, has_dataset)
+    assert command is not None
+    decoded = fastrecv.decode_command(command)
+    assert decoded is not None
+    ours, dataset_follows = decoded
+    theirs = _pynetdicom_decoded(command, b"xx" if has_dataset else None)
+    assert dataset_follows == has_dataset
+    for name in _RECEIVED:
+        assert getattr(ours, name) == getattr(theirs, name), name
+
+
+def test_store_messages_it_does_not_cover_are_left_to_pynetdicom() -> None:
+    rsp = _responses()[-1]
+    rsp.ErrorComment = "disk full"
+    command = _pynetdicom_command(rsp)  # with an ErrorComment element
+    assert fastrecv.decode_command(command) is None
+    echo = _pynetdicom_command(_responses()[3])
+    assert fastrecv.decode_command(echo) is None  # not a C-STORE
+    assert fastrecv.decode_command(command[:-3]) is None  # truncated

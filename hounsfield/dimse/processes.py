@@ -121,6 +121,7 @@ def child_main(
     from hounsfield.archive.context import open_archive
     from hounsfield.dimse.server import DimseServer
     from hounsfield.scheduled.applog import DatabaseLogHandler
+    from hounsfield.workqueue.processors import load_builtin
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener too; it decides
     stopping = threading.Event()
@@ -129,6 +130,7 @@ def child_main(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    load_builtin()  # the work-item kinds the ingest path enqueues, before the first store
     archive = open_archive(settings)
     app_log = DatabaseLogHandler(archive.engine, settings.node_name)
     logging.getLogger().addHandler(app_log)
