@@ -64,7 +64,8 @@ def serve(settings: Settings) -> None:
         dimse.stop()
         if processes is not None:
             processes.stop(grace_seconds=10.0)
-        web.join(timeout=10)
+        if web.ident is not None:  # started
+            web.join(timeout=10)
         archive.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

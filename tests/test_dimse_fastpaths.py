@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from io import BytesIO
 from typing import Any
@@ -232,3 +234,21 @@ def test_store_messages_it_does_not_cover_are_left_to_pynetdicom() -> None:
     echo = _pynetdicom_command(_responses()[3])
     assert fastrecv.decode_command(echo) is None  # not a C-STORE
     assert fastrecv.decode_command(command[:-3]) is None  # truncated
+
+
+def test_a_pdu_is_read_whole_or_cut_short_when_the_peer_closes() -> None:
+    class Holder:
+        def __init__(self, sock: Any) -> None:
+            self.socket = sock
+
+    ours, theirs = socket.socketpair()
+    try:
+        payload = bytes(range(256)) * 1024  # 256 KiB: several recv calls
+        sender = threading.Thread(target=theirs.sendall, args=(payload + b"tail",))
+        sender.start()
+        assert fastrecv.recv(Holder(ours), len(payload)) == payload  # type: ignore[arg-type]
+        sender.join()
+        theirs.close()
+        assert fastrecv.recv(Holder(ours), 100) == b"tail"  # type: ignore[arg-type]
+    finally:
+        ours.close()

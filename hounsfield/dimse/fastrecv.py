@@ -1,4 +1,7 @@
-"""Incoming C-STORE requests and responses decoded from their bytes.
+"""Incoming PDUs read in large pieces; C-STORE requests and responses decoded from bytes.
+
+pynetdicom reads every PDU from its socket 4 KB at a time (32 `recv` calls and copies for
+each 128 KB P-DATA-TF PDU of a C-STORE); here the socket fills one buffer of the PDU's size.
 
 pynetdicom decodes every incoming command set into a pydicom Dataset and then copies each
 element onto the DIMSE primitive; for the C-STORE requests of ingest and the C-STORE
@@ -12,14 +15,16 @@ to pynetdicom's own path, untouched.
 
 from __future__ import annotations
 
+import socket
 import struct
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 from pynetdicom import evt
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.transport import AssociationSocket
 
 _ELEMENT = struct.Struct("<HHI")
 _US = struct.Struct("<H")
@@ -94,6 +99,22 @@ def decode_command(raw: bytes | memoryview) -> tuple[C_STORE, bool] | None:
     return primitive, dataset_type != NO_DATASET
 
 
+def recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
+    """pynetdicom's `AssociationSocket.recv`: `nr_bytes` read, or fewer if the peer closed."""
+    sock = cast(socket.socket, self.socket)
+    buffer = bytearray(nr_bytes)
+    view = memoryview(buffer)
+    done = 0
+    while done < nr_bytes:
+        count = sock.recv_into(view[done:], nr_bytes - done)
+        if not count:
+            del view
+            del buffer[done:]
+            return buffer
+        done += count
+    return buffer
+
+
 _original_receive = DIMSEServiceProvider.receive_primitive
 
 
@@ -139,7 +160,8 @@ def _deliver(self: DIMSEServiceProvider, receiving: _Receiving) -> None:
 
 
 def install() -> None:
-    """Route incoming P-DATA through this module (idempotent)."""
+    """Route incoming PDUs and P-DATA through this module (idempotent)."""
+    AssociationSocket.recv = recv  # type: ignore[method-assign]
     if DIMSEServiceProvider.receive_primitive is not receive_primitive:
         DIMSEServiceProvider.receive_primitive = receive_primitive  # type: ignore[method-assign]
 
