@@ -17,7 +17,8 @@ BYTES_SENT = Counter("hounsfield_bytes_sent", "Bytes of objects sent to peers", 
 ASSOCIATIONS = Counter(
     "hounsfield_associations", "DICOM associations by DIMSE process", ["event", "process"]
 )
-ACTIVE_ASSOCIATIONS = Gauge("hounsfield_active_associations", "DICOM associations now open")
+ACTIVE_ASSOCIATIONS_NAME = "hounsfield_active_associations"
+ACTIVE_ASSOCIATIONS = Gauge(ACTIVE_ASSOCIATIONS_NAME, "DICOM associations now open")
 FAILURES = Counter("hounsfield_failures", "Operations refused or failed", ["operation", "reason"])
 LATENCY = Histogram(
     "hounsfield_operation_seconds",

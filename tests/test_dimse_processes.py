@@ -138,14 +138,14 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
     try:
         (child,) = _children(node.proc.pid)
         # An association held open (by the extra process) makes the next connection go to the
-        # listener, whatever the timing of the parallel stores.
+        # listener, whatever the timing of the parallel stores; it is still open when that
+        # process is killed.
         ae = AE("HOLDER")
         ae.add_requested_context(Verification)
         held = ae.associate("127.0.0.1", node.dimse_port, ae_title="HOUNSFIELD")
         assert held.is_established
         with ThreadPoolExecutor(4) as pool:
             codes = list(pool.map(lambda b: _store(node.dimse_port, b), batches))
-        held.release()
         assert codes == [0, 0, 0, 0]
         assert _count(url) == 60
         deadline = time.monotonic() + 5
@@ -163,6 +163,12 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
         for one in more:
             assert _store(node.dimse_port, [one]) == 0
         assert _count(url) == 63
+        held.abort()
+        # the dead process's last report said one association was open; it is not counted
+        active = re.search(
+            r"^hounsfield_active_associations (\S+)", _http(node.http_port, "/metrics"), re.M
+        )
+        assert active and float(active.group(1)) == 0
     finally:
         node.signal(signal.SIGTERM)
         assert node.wait() == 0

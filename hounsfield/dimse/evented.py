@@ -115,11 +115,28 @@ class EventedDUL(dul.DULServiceProvider):
             return 0
         return idle_wakes + 1 if ready else 0
 
+    def _step(self, sent: bool) -> bool:
+        """Send one queued primitive or read one PDU; whether it sent.
+
+        pynetdicom reads only when nothing is queued to send, so a peer's C-CANCEL waited
+        behind every response of a C-FIND already queued; after each send a waiting PDU is
+        read first."""
+        if sent and self._is_transport_event():
+            self._idle_timer.restart()
+            return False
+        if self._process_recv_primitive():
+            return True
+        if not sent and self._is_transport_event():
+            self._idle_timer.restart()
+        return False
+
     def run_reactor(self) -> None:
-        """pynetdicom's DUL loop (3.0), waiting in `_wait` where it slept."""
+        """pynetdicom's DUL loop (3.0), waiting in `_wait` where it slept and alternating
+        between sending and reading (`_step`)."""
         self._idle_timer.start()
         sleep = False
         idle_wakes = 0
+        sent = False
         try:
             while True:
                 if not self.assoc._dul_ready.is_set():
@@ -132,10 +149,7 @@ class EventedDUL(dul.DULServiceProvider):
                 if self.artim_timer.expired:
                     self.event_queue.put("Evt18")
                 try:
-                    if self._process_recv_primitive():
-                        pass
-                    elif self._is_transport_event():
-                        self._idle_timer.restart()
+                    sent = self._step(sent)
                 except Exception as exc:
                     log.error("Exception in the DUL reactor, aborting association")
                     log.exception(exc)

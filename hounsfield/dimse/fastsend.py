@@ -15,6 +15,7 @@ sending, so messages stay in order with everything else it sends.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -32,6 +33,7 @@ from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 
 CHUNK = 4 << 20  # dataset bytes per queued primitive, so big objects are not held whole
+BACKLOG = 32  # messages queued to the DUL before a sender waits (bounded memory for C-FIND)
 NO_DATASET, HAS_DATASET = 0x0101, 0x0001
 _PACK = {"US": struct.Struct("<H").pack, "UL": struct.Struct("<I").pack}
 _ELEMENT_HEAD = struct.Struct("<HHI")
@@ -140,6 +142,7 @@ def send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> Non
     command = encode_command(message, primitive, chunks is not None)
     if command is None:
         return _original_send_msg(self, primitive, context_id)
+    _wait_for_room(self)
     size = self.maximum_pdu_size
     head = pdus(command, context_id, True, True, size)
     if chunks is None:
@@ -151,6 +154,14 @@ def send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> Non
         head, current = b"", following
     self.dul.send_pdu(EncodedPData(head + pdus(current, context_id, False, True, size)))
     return None
+
+
+def _wait_for_room(self: DIMSEServiceProvider) -> None:
+    """Encoding here is faster than the DUL sends: hold a sender while the DUL's queue is
+    long, so that thousands of C-FIND responses are not all held in memory at once."""
+    queue = self.dul.to_provider_queue
+    while queue.qsize() > BACKLOG and self.dul.is_alive() and not self.dul._kill_thread:
+        time.sleep(0.0002)
 
 
 def _dt_1(dul: Any) -> str:

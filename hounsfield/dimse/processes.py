@@ -23,11 +23,12 @@ from typing import Any
 from pynetdicom import evt
 
 from hounsfield.dimse.handoff import LoadBoard, shares_of
-from hounsfield.metrics import Snapshot, add_snapshot_source, snapshot
+from hounsfield.metrics import ACTIVE_ASSOCIATIONS_NAME, Snapshot, add_snapshot_source, snapshot
 from hounsfield.settings import Settings
 
 log = logging.getLogger(__name__)
 REPORT_SECONDS = 1.0
+START_SECONDS = 60.0
 _MESSAGE = 1 << 20
 
 
@@ -57,9 +58,15 @@ class DimseProcesses:
             )
             child.start()
             theirs.close()
-            ready = ours.recv(_MESSAGE)
+            ours.settimeout(START_SECONDS)
+            try:
+                ready = ours.recv(_MESSAGE)
+            except TimeoutError:
+                ready = b""
             if ready != b"ready":
-                raise RuntimeError(f"DIMSE process {index} did not start")
+                child.terminate()
+                raise RuntimeError(f"DIMSE process {index} did not start (see its log lines)")
+            ours.settimeout(None)
             self._children.append(child)
             self._links.append(ours)
             threading.Thread(target=self._listen, args=(index, ours), daemon=True).start()
@@ -78,9 +85,16 @@ class DimseProcesses:
                 self._snapshots[index] = json.loads(message)
 
     def snapshots(self) -> list[Snapshot]:
-        """The last metric values each process reported (kept after it exits)."""
+        """The last metric values each process reported: counters are kept after a process
+        exits, its open-associations gauge is not."""
         with self._lock:
-            return list(self._snapshots.values())
+            reported = dict(self._snapshots)
+        out = []
+        for index, rows in reported.items():
+            if not self._children[index - 1].is_alive():
+                rows = [row for row in rows if row[0] != ACTIVE_ASSOCIATIONS_NAME]
+            out.append(rows)
+        return out
 
     def dispatch(self, request: socket.socket, client_address: Any) -> bool:
         """Hand `request` to the chosen process; False keeps it in the listener."""
@@ -90,13 +104,14 @@ class DimseProcesses:
             self.board.add(0, 1)
             return False
         address = json.dumps(list(client_address)).encode()
+        self.board.add(index, 1)  # before the process can count it out again
         try:
             socket.send_fds(self._links[index - 1], [address], [request.fileno()])
         except OSError as exc:
             log.error("cannot hand a connection to DIMSE process %d: %s", index, exc)
+            self.board.add(index, -1)
             self.board.add(0, 1)
             return False
-        self.board.add(index, 1)
         return True
 
     def stop(self, grace_seconds: float) -> None:
