@@ -154,21 +154,33 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
             time.sleep(0.1)
         assert opened["0"] >= 1 and opened["1"] >= 1
 
-        os.kill(child, signal.SIGKILL)  # the listener serves alone from now on
-        deadline = time.monotonic() + 5
-        while not _gone(child):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        os.kill(child, signal.SIGKILL)  # stores go on; another process replaces it
         more = [write_part10(make_instance(), tmp_path / f"after-{i}.dcm") for i in range(3)]
         for one in more:
             assert _store(node.dimse_port, [one]) == 0
         assert _count(url) == 63
+        deadline = time.monotonic() + 30
+        while not (replaced := [c for c in _children(node.proc.pid) if c != child]):
+            assert time.monotonic() < deadline, "the dead DIMSE process was not replaced"
+            time.sleep(0.1)
+        assert _gone(child)
         held.abort()
-        # the dead process's last report said one association was open; it is not counted
-        active = re.search(
-            r"^hounsfield_active_associations (\S+)", _http(node.http_port, "/metrics"), re.M
-        )
+        # its last report said one association was open: not counted; its counters are kept
+        text = _http(node.http_port, "/metrics")
+        active = re.search(r"^hounsfield_active_associations (\S+)", text, re.M)
         assert active and float(active.group(1)) == 0
+        before = _opened_per_process(node.http_port)["1"]
+        assert before >= opened["1"]
+        # once ready, the replacement takes connections (an idle node hands a lone one to
+        # process 1)
+        deadline = time.monotonic() + 30
+        while _opened_per_process(node.http_port)["1"] < before + 1:
+            assert time.monotonic() < deadline, "the replacement took no connection"
+            again = ae.associate("127.0.0.1", node.dimse_port, ae_title="HOUNSFIELD")
+            assert again.is_established
+            again.release()
+            time.sleep(0.3)
+        assert len(replaced) == 1
     finally:
         node.signal(signal.SIGTERM)
         assert node.wait() == 0
