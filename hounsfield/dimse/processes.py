@@ -16,22 +16,18 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import signal
 import socket
 import threading
 from typing import Any
 
-from pynetdicom import evt
-
+from hounsfield.dimse.child import MESSAGE_BYTES, child_main
 from hounsfield.dimse.handoff import LoadBoard, shares_of
-from hounsfield.metrics import ACTIVE_ASSOCIATIONS_NAME, Snapshot, add_snapshot_source, snapshot
+from hounsfield.metrics import ACTIVE_ASSOCIATIONS_NAME, Snapshot, add_snapshot_source
 from hounsfield.settings import Settings
 
 log = logging.getLogger(__name__)
-REPORT_SECONDS = 1.0
 START_SECONDS = 60.0
 SUPERVISE_SECONDS = 1.0
-_MESSAGE = 1 << 20
 
 
 class DimseProcesses:
@@ -65,14 +61,21 @@ class DimseProcesses:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         child = self._ctx.Process(
             target=child_main,
-            args=(self.settings, theirs, index, self.board.counts, self.board.shares),
+            args=(
+                self.settings,
+                theirs,
+                index,
+                self.board.counts,
+                self.board.shares,
+                logging.getLogger().getEffectiveLevel(),
+            ),
             name=f"hounsfield-dimse-{index}",
         )
         child.start()
         theirs.close()
         ours.settimeout(START_SECONDS)
         try:
-            ready = ours.recv(_MESSAGE)
+            ready = ours.recv(MESSAGE_BYTES)
         except TimeoutError:
             ready = b""
         if ready != b"ready":
@@ -111,7 +114,7 @@ class DimseProcesses:
     def _listen(self, index: int, link: socket.socket) -> None:
         while True:
             try:
-                message = link.recv(_MESSAGE)
+                message = link.recv(MESSAGE_BYTES)
             except OSError:
                 return
             if not message:
@@ -163,70 +166,3 @@ class DimseProcesses:
                 child.join(timeout=5)
         for link in self._links.values():
             link.close()
-
-
-def child_main(
-    settings: Settings, link: socket.socket, index: int, counts: Any, shares: list[int]
-) -> None:
-    """A DIMSE process: serve the connections the listener hands over until it goes away."""
-    from hounsfield.archive.context import open_archive
-    from hounsfield.dimse.server import DimseServer
-    from hounsfield.scheduled.applog import DatabaseLogHandler
-    from hounsfield.workqueue.processors import load_builtin
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener too; it decides
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: _close_link(link))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    load_builtin()  # the work-item kinds the ingest path enqueues, before the first store
-    archive = open_archive(settings)
-    app_log = DatabaseLogHandler(archive.engine, settings.node_name)
-    logging.getLogger().addHandler(app_log)
-    server = DimseServer(archive, board=LoadBoard(counts, shares), index=index)
-    server.start_handed()
-    changed = threading.Event()  # an association ended: report without waiting
-    assert server.server is not None
-    server.server.bind(evt.EVT_CONN_CLOSE, lambda _event: changed.set())
-    reporter = threading.Thread(target=_report, args=(link, stopping, changed), daemon=True)
-    reporter.start()
-    link.sendall(b"ready")
-    try:
-        while True:
-            try:
-                message, fds, _flags, _address = socket.recv_fds(link, _MESSAGE, 1)
-            except OSError:
-                break
-            if not fds:
-                break  # the listener closed the link: stop
-            conn = socket.socket(fileno=fds[0])
-            server.take(conn, tuple(json.loads(message)))
-    finally:
-        server.stop()
-        stopping.set()
-        changed.set()
-        reporter.join(timeout=2)
-        _send_snapshot(link)
-        logging.getLogger().removeHandler(app_log)
-        app_log.close()
-        archive.close()
-
-
-def _close_link(link: socket.socket) -> None:
-    """SIGTERM: take no more connections; the ones being served finish."""
-    with contextlib.suppress(OSError):
-        link.shutdown(socket.SHUT_RD)
-
-
-def _report(link: socket.socket, stopping: threading.Event, changed: threading.Event) -> None:
-    while not stopping.is_set():
-        changed.wait(REPORT_SECONDS)
-        changed.clear()
-        _send_snapshot(link)
-
-
-def _send_snapshot(link: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        link.send(json.dumps(snapshot()).encode())
