@@ -13,8 +13,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE
+from pynetdicom.dimse_messages import DIMSEMessage
 from pynetdicom.dimse_primitives import C_ECHO, C_FIND, C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from hounsfield.dimse import evented, fastrecv, fastsend
@@ -187,9 +189,6 @@ def test_an_idle_association_waits_instead_of_polling() -> None:
 
 
 def _pynetdicom_decoded(command: bytes, data: bytes | None) -> Any:
-    from pynetdicom.dimse_messages import DIMSEMessage
-    from pynetdicom.pdu_primitives import P_DATA
-
     message = DIMSEMessage()
     p_data = P_DATA()
     p_data.presentation_data_value_list.append((1, b"\x03" + command))

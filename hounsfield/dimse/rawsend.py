@@ -3,8 +3,8 @@
 pynetdicom's C-GET and C-MOVE service classes take only Dataset yields and re-encode
 each one, which is slow and can change bytes. The handlers yield a `StoredFile` instead:
 a Dataset that names its file. `Association.send_c_store` is wrapped once so that a
-StoredFile is sent from its path, which pynetdicom streams in PDU-sized chunks
-(`_config.STORE_SEND_CHUNKED_DATASET`).
+StoredFile is sent from its path (`_config.STORE_SEND_CHUNKED_DATASET`: pynetdicom passes
+the path and the dataset's offset on, and `fastsend` reads the file in pieces).
 
 The wrapper also closes a race in pynetdicom's requestor side (the C-MOVE sub-association):
 its reactor thread is paused with a flag that can read "paused" just after the reactor passed
