@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check hounsfield tests bench
 	$(BIN)/ruff format --check hounsfield tests bench
 	$(BIN)/mypy hounsfield
+	$(BIN)/lint-imports
 
 bench: $(STAMP) system-deps
 	@dpkg -s orthanc orthanc-dicomweb orthanc-gdcm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb orthanc-gdcm; }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hounsfield.archive.context import open_archive
 from hounsfield.settings import Settings
-from hounsfield.workqueue.worker import Worker
+from hounsfield.workers.runner import Worker
 
 
 def main() -> None:

@@ -65,3 +65,72 @@ class SchemaOutdated(ArchiveError):
     """The database schema is older than this code."""
 
     http_status = 503
+
+
+class PartitionNotEmpty(ArchiveError):
+    """A partition that still holds studies cannot be removed."""
+
+    dimse_status = 0xC000
+    http_status = 409
+
+
+class PeerError(ArchiveError):
+    """An association this node opened to a peer failed."""
+
+    dimse_status = 0xC000
+    http_status = 502
+
+
+class PeerUnreachable(PeerError):
+    """The peer refused the TCP connection, or its address cannot be reached or resolved."""
+
+
+class AssociationRejected(PeerError):
+    """The peer answered the association request with an A-ASSOCIATE-RJ, or accepted none of
+    the proposed presentation contexts (then result, source and reason are None)."""
+
+    def __init__(
+        self,
+        message: str,
+        result: int | None = None,
+        source: int | None = None,
+        reason: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.result, self.source, self.reason = result, source, reason
+
+
+class AssociationAborted(PeerError):
+    """The peer aborted the association (A-ABORT) or closed the connection."""
+
+
+class PeerTimeout(PeerError):
+    """The peer did not answer in time; `phase` says which wait ran out: connect, ACSE or
+    DIMSE."""
+
+    http_status = 504
+
+    def __init__(self, message: str, phase: str = "DIMSE") -> None:
+        super().__init__(message)
+        self.phase = phase
+
+
+class TooManyContexts(ArchiveError):
+    """What is to be sent needs more presentation contexts than one association carries."""
+
+    dimse_status = 0xA702
+
+
+class ContextNotAccepted(ArchiveError):
+    """The peer accepted no presentation context in which an object can be sent."""
+
+    dimse_status = 0xA702
+    http_status = 406
+
+
+class PeerFailed(PeerError):
+    """The peer answered a request with a failure status (kept in `status`)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status

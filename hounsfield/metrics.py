@@ -27,7 +27,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
-# A node with several DIMSE processes (hounsfield.dimse.processes) shows their values added
+# A node with several DIMSE processes (hounsfield.node.dimse_pool) shows their values added
 # to the listener's own: each process reports a snapshot of the metrics above.
 OWN = (
     INSTANCES_RECEIVED,

@@ -28,6 +28,17 @@ class DeviceConfig(BaseModel):
     description: str = ""
 
 
+class PartitionConfig(BaseModel):
+    """A partition (a tenant with its own AE title) declared in the TOML file."""
+
+    ae_title: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    description: str = ""
+    duplicate_policy: DuplicatePolicy | None = None  # None: the node's setting
+    caller_policy: CallerPolicy | None = None
+    accept_from: list[str] = []
+
+
 class FilesystemConfig(BaseModel):
     """A storage filesystem declared in the TOML file."""
 
@@ -84,6 +95,9 @@ class Settings(BaseSettings):
 
     caller_policy: CallerPolicy = "any"
     duplicate_policy: DuplicatePolicy = "keep"
+    # A called AE title no partition answers to: refused (A-ASSOCIATE-RJ), or served by the
+    # default partition when this is true.
+    unknown_called_ae_to_default: bool = False
     max_associations: int = 32
     dimse_processes: int = Field(default=0, ge=0)  # 0: one per CPU, at most two
     max_pdu: int = 1_048_576
@@ -97,6 +111,7 @@ class Settings(BaseSettings):
     fsync: bool = True
 
     devices: list[DeviceConfig] = []
+    partitions: list[PartitionConfig] = []
     filesystems: list[FilesystemConfig] = []
     rules: list[RuleConfig] = []
 

@@ -13,8 +13,16 @@ from sqlalchemy import create_engine, text
 from hounsfield.archive.context import Archive, open_archive
 from hounsfield.db import migrate
 from hounsfield.db.engine import make_engine
+from hounsfield.dicomnet.install import install
 from hounsfield.dimse.server import DimseServer
 from hounsfield.settings import Settings
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _dicomnet() -> None:
+    """The node's bootstrap installs the pynetdicom fast paths; in-process servers need them."""
+    install()
+
 
 PG_ADMIN = os.environ.get("HOUNSFIELD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]

@@ -14,11 +14,11 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.filemeta import split_part10
 from hounsfield.archive.store import StoreResult, store
+from hounsfield.storage.filemeta import split_part10
+from hounsfield.workers.runner import Worker
 from hounsfield.workqueue import admin
 from hounsfield.workqueue.items import WorkItem
-from hounsfield.workqueue.worker import Worker
 from tests.data import local
 
 ROOT = Path(__file__).resolve().parent.parent

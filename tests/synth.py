@@ -9,8 +9,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.filemeta import split_part10
 from hounsfield.archive.store import StoreResult, store
+from hounsfield.storage.filemeta import split_part10
 
 
 def instance(**attrs: object) -> Dataset:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from hounsfield.archive.context import Archive, open_archive
 from hounsfield.settings import Settings
+from hounsfield.workers.registry import register
+from hounsfield.workers.runner import Worker
 from hounsfield.workqueue.items import Done, Kind, WorkItem
-from hounsfield.workqueue.processors import register
-from hounsfield.workqueue.worker import Worker
 
 OUT: dict[str, Path] = {}
 

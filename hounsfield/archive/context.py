@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from hounsfield.archive.parents import ParentCache
+from hounsfield.catalog import partitions
+from hounsfield.catalog.parents import ParentCache
+from hounsfield.catalog.partitions import Partition
 from hounsfield.db import engine as db
 from hounsfield.db import migrate
 from hounsfield.db.engine import make_engine
@@ -16,6 +19,10 @@ from hounsfield.db.upsert import get_or_insert
 from hounsfield.errors import NotFound
 from hounsfield.settings import Settings
 from hounsfield.storage.filesystems import Filesystems, ensure_filesystem
+
+# How long a process trusts its copy of the partition table; a change made on another node
+# or process (CLI, admin API) takes effect within this time.
+PARTITIONS_TTL = 2.0
 
 
 @dataclass
@@ -26,30 +33,53 @@ class Archive:
     engine: Engine
     filesystems: Filesystems
     parents: ParentCache = field(default_factory=ParentCache)
-    _partitions: dict[str, int] = field(default_factory=dict)
+    _partitions: dict[str, Partition] = field(default_factory=dict)
+    _loaded: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def default_partition(self) -> str:
-        """The AE title of the partition objects go to unless told otherwise."""
+        """The AE title of the node's default partition."""
         return self.settings.ae_title
+
+    def partitions(self) -> list[Partition]:
+        """Every partition, as recently read from the database."""
+        with self._lock:
+            if time.monotonic() - self._loaded > PARTITIONS_TTL:
+                with db.read(self.engine) as conn:
+                    rows = partitions.load_all(conn, self.settings)
+                self._partitions = {p.ae_title: p for p in rows}
+                self._loaded = time.monotonic()
+            return list(self._partitions.values())
+
+    def partition(self, ae_title: str | None = None) -> Partition:
+        """The partition answering to `ae_title` (the default partition for None or "")."""
+        title = (ae_title or "").strip() or self.default_partition
+        for _ in range(2):
+            found = {p.ae_title: p for p in self.partitions()}.get(title)
+            if found is not None:
+                return found
+            self.forget_partitions()  # created a moment ago, elsewhere?
+        raise NotFound(f"no partition with AE title {title!r}")
+
+    def resolve(self, partition: Partition | str | None) -> Partition:
+        """A verb's partition argument as a Partition (None: the default partition)."""
+        if isinstance(partition, Partition):
+            return partition
+        return self.partition(partition)
 
     def partition_pk(self, ae_title: str) -> int:
         """The pk of the partition answering to `ae_title`."""
-        with self._lock:
-            pk = self._partitions.get(ae_title)
-            if pk is None:
-                with db.read(self.engine) as conn:
-                    pk = conn.scalar(select(partition.c.pk).where(partition.c.ae_title == ae_title))
-                if pk is None:
-                    raise NotFound(f"no partition with AE title {ae_title!r}")
-                self._partitions[ae_title] = pk
-            return pk
+        return self.partition(ae_title).pk
 
     def partition_titles(self) -> list[str]:
         """The AE titles of every partition."""
-        with db.read(self.engine) as conn:
-            return list(conn.scalars(select(partition.c.ae_title).order_by(partition.c.pk)))
+        return [p.ae_title for p in self.partitions()]
+
+    def forget_partitions(self) -> None:
+        """Read the partition table again on next use."""
+        with self._lock:
+            self._loaded = -1e9
 
     def close(self) -> None:
         """Release the database pool."""

@@ -1,72 +1,65 @@
-"""Remove instances from the index, keeping the per-level counts right."""
+"""Delete a study, a series or an instance: rows in one transaction, then the files."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from pathlib import Path
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import select
 
-from hounsfield.db.tables import file, filesystem, instance, patient, series, study
+from hounsfield.archive.context import Archive
+from hounsfield.archive.metadata import invalidate
+from hounsfield.catalog.partitions import Partition
+from hounsfield.catalog.unindex import remove_instance_rows
+from hounsfield.db import engine as db
+from hounsfield.db.tables import filesystem, instance, series, study
+from hounsfield.errors import NotFound
+from hounsfield.storage.atomic import remove_quietly
+from hounsfield.uids import check_uid
+
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RemovedFile:
-    """A file whose row is gone and that may now be unlinked."""
+def remove(
+    archive: Archive,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    *,
+    partition: Partition | str | None = None,
+) -> int:
+    """Remove every instance under the given UIDs; returns how many. NotFound when none match.
 
-    filesystem_pk: int
-    filesystem_path: str
-    path: str
-    size: int
-
-
-def remove_instance_rows(conn: Connection, instance_pk: int) -> list[RemovedFile]:
-    """Delete one instance and its file rows; drop the series, study and patient left empty."""
-    files = conn.execute(
-        select(filesystem.c.pk, filesystem.c.path, file.c.path, file.c.size)
-        .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)
-        .where(file.c.instance_pk == instance_pk)
-    ).all()
-    size = max((row[3] for row in files), default=0)  # copies on other tiers are not counted
-    series_pk = conn.scalar(select(instance.c.series_pk).where(instance.c.pk == instance_pk))
-    study_pk: int = conn.scalar(select(series.c.study_pk).where(series.c.pk == series_pk))  # type: ignore[assignment]
-    conn.execute(delete(file).where(file.c.instance_pk == instance_pk))
-    conn.execute(delete(instance).where(instance.c.pk == instance_pk))
-    conn.execute(
-        update(series)
-        .where(series.c.pk == series_pk)
-        .values(num_instances=series.c.num_instances - 1)
-    )
-    conn.execute(
-        update(study)
-        .where(study.c.pk == study_pk)
-        .values(num_instances=study.c.num_instances - 1, size_bytes=study.c.size_bytes - size)
-    )
-    left_in_series = conn.scalar(select(series.c.num_instances).where(series.c.pk == series_pk))
-    if (left_in_series or 0) <= 0:
-        conn.execute(delete(series).where(series.c.pk == series_pk))
-        conn.execute(
-            update(study).where(study.c.pk == study_pk).values(num_series=study.c.num_series - 1)
+    The rows go in one transaction, so a reader sees all of them or none; the files are
+    unlinked after the commit (a crash in between leaves files that reinventory reports)."""
+    check_uid(study_uid, "StudyInstanceUID")
+    conds = [study.c.study_iuid == study_uid]
+    if series_uid is not None:
+        conds.append(series.c.series_iuid == check_uid(series_uid, "SeriesInstanceUID"))
+    if sop_uid is not None:
+        conds.append(instance.c.sop_iuid == check_uid(sop_uid, "SOPInstanceUID"))
+    part = archive.resolve(partition)
+    title, partition_pk = part.ae_title, part.pk
+    with db.write(archive.engine) as conn:
+        pks = list(
+            conn.scalars(
+                select(instance.c.pk)
+                .join(series, series.c.pk == instance.c.series_pk)
+                .join(study, study.c.pk == series.c.study_pk)
+                .where(study.c.partition_pk == partition_pk, *conds)
+                .order_by(instance.c.pk)
+            )
         )
-        refresh_modalities(conn, study_pk)
-    left_in_study = conn.scalar(select(study.c.num_instances).where(study.c.pk == study_pk))
-    if (left_in_study or 0) <= 0:
-        patient_pk = conn.scalar(select(study.c.patient_pk).where(study.c.pk == study_pk))
-        conn.execute(delete(study).where(study.c.pk == study_pk))
-        conn.execute(
-            update(patient)
-            .where(patient.c.pk == patient_pk)
-            .values(num_studies=patient.c.num_studies - 1)
-        )
-        conn.execute(delete(patient).where(patient.c.pk == patient_pk, patient.c.num_studies <= 0))
-    return [RemovedFile(r[0], r[1], r[2], r[3]) for r in files]
-
-
-def refresh_modalities(conn: Connection, study_pk: int) -> None:
-    """Recompute a study's Modalities in Study from its series."""
-    values = conn.scalars(
-        select(series.c.modality)
-        .where(series.c.study_pk == study_pk, series.c.modality != "")
-        .group_by(series.c.modality)
-        .order_by(func.min(series.c.pk))
-    ).all()
-    conn.execute(update(study).where(study.c.pk == study_pk).values(modalities="\\".join(values)))
+        if not pks:
+            raise NotFound(
+                f"nothing stored under {'/'.join(u for u in (study_uid, series_uid, sop_uid) if u)}"
+            )
+        removed = [f for pk in pks for f in remove_instance_rows(conn, pk)]
+        fs_pks = dict(conn.execute(select(filesystem.c.path, filesystem.c.pk)).all())
+    invalidate(archive, title, study_uid)
+    for old in removed:
+        remove_quietly(Path(old.filesystem_path) / old.path)
+        if old.filesystem_path in fs_pks:
+            archive.filesystems.account(fs_pks[old.filesystem_path], -old.size)
+    log.info("removed %d instances under %s", len(pks), study_uid)
+    return len(pks)

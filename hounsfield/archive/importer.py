@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.filemeta import split_part10
 from hounsfield.archive.store import Outcome, store
+from hounsfield.catalog.partitions import Partition
 from hounsfield.errors import ArchiveError
+from hounsfield.storage.filemeta import split_part10
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def import_file(archive: Archive, path: Path, *, partition: str | None = None) -> Imported:
+def import_file(
+    archive: Archive, path: Path, *, partition: Partition | str | None = None
+) -> Imported:
     """Store one file; refusals are reported, never raised."""
     try:
         raw = path.read_bytes()
@@ -73,7 +76,7 @@ def import_file(archive: Archive, path: Path, *, partition: str | None = None) -
 
 
 def import_paths(
-    archive: Archive, files: list[Path], *, partition: str | None = None
+    archive: Archive, files: list[Path], *, partition: Partition | str | None = None
 ) -> Iterator[Imported]:
     """Import each file in turn, yielding its outcome (for progress reporting)."""
     for path in files:

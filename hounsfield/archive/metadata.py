@@ -1,4 +1,9 @@
-"""The per-study metadata document: DICOM JSON of each instance, gzip'd on disk, not in the DB."""
+"""The per-study metadata document: DICOM JSON of each instance, gzip'd on disk, not in the DB.
+
+A document is one file, written atomically: its first line says which index version it was
+built from and which instance each following line is. Builders in several processes or nodes
+may race; each writes a complete file of its own, and a reader uses a document only when its
+version is the index's current one, so no lock is needed."""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import gzip
 import json
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +21,12 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.parse import Encoding, decode_header
+from hounsfield.catalog.parse import Encoding, decode_header
+from hounsfield.catalog.partitions import Partition
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, instance, series, study
 from hounsfield.errors import NotFound
-from hounsfield.storage.files import write_atomic
+from hounsfield.storage.atomic import write_atomic
 from hounsfield.storage.layout import partition_folder
 from hounsfield.uids import check_uid
 
@@ -32,7 +37,6 @@ ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"
 # Bulk data URIs are kept relative to the DICOMweb root in the document and
 # made absolute when served; this is the exact byte pattern that marks them.
 RELATIVE_URI = b'"BulkDataURI":"studies/'
-_LOCKS = [threading.Lock() for _ in range(64)]
 
 
 @dataclass(frozen=True)
@@ -56,48 +60,41 @@ def folder(archive: Archive, partition: str) -> Path:
     return archive.settings.data_dir / "metadata" / partition_folder(partition)
 
 
-def _paths(archive: Archive, partition: str, study_uid: str) -> tuple[Path, Path]:
+def _path(archive: Archive, partition: str, study_uid: str) -> Path:
     base = folder(archive, partition) / check_uid(study_uid, "StudyInstanceUID")
-    return base.with_suffix(base.suffix + ".json.gz"), base.with_suffix(base.suffix + ".idx.json")
+    return base.with_suffix(base.suffix + ".json.gz")
 
 
 def invalidate(archive: Archive, partition: str, study_uid: str) -> None:
-    """Mark a study's document stale (one unlink; the next read rebuilds it)."""
-    _doc, idx = _paths(archive, partition, study_uid)
+    """Drop a study's document (one unlink; the next read rebuilds it)."""
     try:
-        os.unlink(idx)
+        os.unlink(_path(archive, partition, study_uid))
     except FileNotFoundError:
         pass
     except OSError as exc:
         log.warning("cannot mark metadata of study %s stale: %s", study_uid, exc)
 
 
-def load(archive: Archive, study_uid: str, *, partition: str | None = None) -> Document:
+def load(archive: Archive, study_uid: str, *, partition: Partition | str | None = None) -> Document:
     """The current document of a study, rebuilt first when the index has changed since."""
-    title = partition or archive.default_partition
-    version = _version(archive, title, study_uid)
-    doc_path, idx_path = _paths(archive, title, study_uid)
-    cached = _read(doc_path, idx_path, version)
+    part = archive.resolve(partition)
+    version = _version(archive, part.pk, study_uid)
+    cached = _read(_path(archive, part.ae_title, study_uid), version)
     if cached is not None:
         return cached
-    with _LOCKS[hash(study_uid) % len(_LOCKS)]:
-        cached = _read(doc_path, idx_path, version)
-        if cached is not None:
-            return cached
-        return _build(archive, title, study_uid, version)
+    return _build(archive, part.ae_title, study_uid, version)
 
 
-def rebuild(archive: Archive, study_uid: str, *, partition: str | None = None) -> int:
+def rebuild(archive: Archive, study_uid: str, *, partition: Partition | str | None = None) -> int:
     """Rebuild one study's document from the index; returns its instance count."""
-    title = partition or archive.default_partition
-    version = _version(archive, title, study_uid)
-    with _LOCKS[hash(study_uid) % len(_LOCKS)]:
-        return len(_build(archive, title, study_uid, version).lines)
+    part = archive.resolve(partition)
+    version = _version(archive, part.pk, study_uid)
+    return len(_build(archive, part.ae_title, study_uid, version).lines)
 
 
-def studies(archive: Archive, *, partition: str | None = None) -> list[str]:
+def studies(archive: Archive, *, partition: Partition | str | None = None) -> list[str]:
     """Every Study Instance UID of a partition, oldest first."""
-    partition_pk = archive.partition_pk(partition or archive.default_partition)
+    partition_pk = archive.resolve(partition).pk
     with db.read(archive.engine) as conn:
         return list(
             conn.scalars(
@@ -108,9 +105,8 @@ def studies(archive: Archive, *, partition: str | None = None) -> list[str]:
         )
 
 
-def _version(archive: Archive, partition: str, study_uid: str) -> list[Any]:
+def _version(archive: Archive, partition_pk: int, study_uid: str) -> list[Any]:
     check_uid(study_uid, "StudyInstanceUID")
-    partition_pk = archive.partition_pk(partition)
     with db.read(archive.engine) as conn:
         row = conn.execute(
             select(study.c.pk, study.c.num_instances, study.c.size_bytes, study.c.updated_at).where(
@@ -122,12 +118,13 @@ def _version(archive: Archive, partition: str, study_uid: str) -> list[Any]:
     return [row[0], row[1], row[2], row[3].isoformat()]
 
 
-def _read(doc_path: Path, idx_path: Path, version: list[Any]) -> Document | None:
+def _read(path: Path, version: list[Any]) -> Document | None:
     try:
-        meta = json.loads(idx_path.read_bytes())
+        body = gzip.decompress(path.read_bytes())
+        head, _, body = body.partition(b"\n")
+        meta = json.loads(head)
         if meta.get("version") != version:
             return None
-        body = gzip.decompress(doc_path.read_bytes())
     except (OSError, ValueError, EOFError):
         return None
     lines = body.split(b"\n")[1:-1]
@@ -168,12 +165,13 @@ def _build(archive: Archive, partition: str, study_uid: str, version: list[Any])
             obj = _minimal(study_uid, series_uid, sop_uid, syntax)
         lines.append(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
         index.append((series_uid, sop_uid))
-    doc_path, idx_path = _paths(archive, partition, study_uid)
-    body = b"[\n" + b",\n".join(lines) + b"\n]"
-    fsync = archive.settings.fsync
-    write_atomic(doc_path, (gzip.compress(body, compresslevel=1),), fsync=fsync)
-    meta = {"version": version, "instances": index}
-    write_atomic(idx_path, (json.dumps(meta).encode(),), fsync=fsync)
+    head = json.dumps({"version": version, "instances": index}).encode()
+    body = head + b"\n[\n" + b",\n".join(lines) + b"\n]"
+    write_atomic(
+        _path(archive, partition, study_uid),
+        (gzip.compress(body, compresslevel=1),),
+        fsync=archive.settings.fsync,
+    )
     return Document(lines, index)
 
 

@@ -15,9 +15,10 @@ from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.joins import INSTANCE_FILES
-from hounsfield.archive.matching import condition
-from hounsfield.archive.parse import Encoding, decode_header
+from hounsfield.catalog.joins import INSTANCE_FILES
+from hounsfield.catalog.matching import condition
+from hounsfield.catalog.parse import Encoding, decode_header
+from hounsfield.catalog.partitions import Partition
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
 from hounsfield.errors import InvalidDataset
@@ -174,7 +175,7 @@ def find(
     archive: Archive,
     identifier: Dataset,
     *,
-    partition: str | None = None,
+    partition: Partition | str | None = None,
     root: Root = "study",
     limit: int | None = None,
     offset: int = 0,
@@ -187,8 +188,8 @@ def find(
     level = query_level(identifier)
     if root == "study" and level == "PATIENT":
         raise InvalidDataset("PATIENT level is not part of the Study Root model")
-    title = partition or archive.default_partition
-    partition_pk = archive.partition_pk(title)
+    part = archive.resolve(partition)
+    title, partition_pk = part.ae_title, part.pk
     table = _TABLE_OF[level]
     stmt = _base(level, partition_pk).where(*_conditions(identifier, level))
     stmt = stmt.order_by(table.c.pk).offset(offset)
@@ -372,11 +373,13 @@ def _needs_utf8(ds: Dataset) -> bool:
     return False
 
 
-def locate(archive: Archive, identifier: Dataset, *, partition: str | None = None) -> list[Located]:
+def locate(
+    archive: Archive, identifier: Dataset, *, partition: Partition | str | None = None
+) -> list[Located]:
     """Every stored object a C-MOVE / C-GET / WADO request names, in series/instance order;
     of several copies of an object, the one on a readable (not write-only), lowest tier."""
     level = query_level(identifier)
-    partition_pk = archive.partition_pk(partition or archive.default_partition)
+    partition_pk = archive.resolve(partition).pk
     conds = _conditions(identifier, level)
     if level != "PATIENT" and not any(
         k in identifier and _text(identifier[k]).strip()

@@ -1,36 +1,40 @@
-"""The single ingest path for C-STORE, STOW-RS, import and reinventory."""
+"""The single ingest path for C-STORE, STOW-RS, import and reinventory.
+
+One object per SOP Instance UID and partition holds across processes and nodes: the decision
+(store, duplicate, keep, overwrite) is taken again inside the indexing transaction, under a
+per-SOP guard in the database (a transaction-scoped advisory lock on PostgreSQL; SQLite's
+single writer). Each write has a file of its own, so a writer only ever removes the file it
+wrote, or the file of the object it replaced, after its transaction committed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.delete import RemovedFile, remove_instance_rows
-from hounsfield.archive.filemeta import dataset_offset, file_meta_bytes
-from hounsfield.archive.index import Existing, StoredFile, find_existing, index_object
 from hounsfield.archive.metadata import invalidate as invalidate_metadata
-from hounsfield.archive.parse import (
-    normalize_date,
-    parse_header,
-    required_uids,
-    text,
-)
+from hounsfield.catalog.index import Existing, StoredFile, find_existing, index_object
+from hounsfield.catalog.parse import normalize_date, parse_header, required_uids
+from hounsfield.catalog.parse import text as attr
+from hounsfield.catalog.partitions import Partition
+from hounsfield.catalog.unindex import RemovedFile, remove_instance_rows
 from hounsfield.db import engine as db
 from hounsfield.errors import DuplicateRejected, SOPMismatch
-from hounsfield.storage.files import CHECKSUM, remove_quietly, write_atomic
-from hounsfield.storage.layout import object_path
-from hounsfield.workqueue.study import study_stored
+from hounsfield.storage.atomic import CHECKSUM, remove_quietly, write_atomic
+from hounsfield.storage.filemeta import dataset_offset, file_meta_bytes
+from hounsfield.storage.layout import object_path, write_token
+from hounsfield.workqueue.study import StudyStored
 
 log = logging.getLogger(__name__)
-_LOCKS = [threading.Lock() for _ in range(64)]
+_SOP_GUARD = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 class Outcome(Enum):
@@ -54,13 +58,19 @@ class StoreResult:
     size: int
 
 
+@dataclass(frozen=True)
+class _Indexed:
+    outcome: Outcome
+    removed: list[RemovedFile]
+
+
 def store(
     archive: Archive,
     transfer_syntax: str,
     data: bytes,
     *,
     calling_ae: str = "",
-    partition: str | None = None,
+    partition: Partition | str | None = None,
     expected_class: str | None = None,
     expected_instance: str | None = None,
 ) -> StoreResult:
@@ -72,73 +82,85 @@ def store(
         raise SOPMismatch(f"dataset SOP Class {sop_class} differs from the request's")
     if expected_instance and expected_instance != sop_instance:
         raise SOPMismatch(f"dataset SOP Instance {sop_instance} differs from the request's")
-    partition = partition or archive.default_partition
-    partition_pk = archive.partition_pk(partition)
-    rel_path = object_path(
-        partition, normalize_date(text(ds, "StudyDate")), study_uid, series_uid, sop_instance
-    )
+    part = archive.resolve(partition)
+    date = normalize_date(attr(ds, "StudyDate"))
+    rel_path = object_path(part.ae_title, date, study_uid, series_uid, sop_instance, write_token())
     meta = file_meta_bytes(sop_class, sop_instance, transfer_syntax, calling_ae)
     result = StoreResult(
         Outcome.STORED, sop_class, sop_instance, study_uid, series_uid, len(meta) + len(data)
     )
 
-    with _LOCKS[hash(sop_instance) % len(_LOCKS)]:
-        with db.read(archive.engine) as conn:
-            existing = find_existing(conn, partition_pk, sop_instance)
-        if existing is not None:
-            outcome = _duplicate_outcome(archive, existing, data, sop_instance)
-            if outcome is not Outcome.OVERWRITTEN:
-                return _replace(result, outcome)
-        fs = archive.filesystems.for_write(result.size)
-        target = fs.path / rel_path
-        written = write_atomic(target, (meta, data), fsync=archive.settings.fsync)
-        stored = StoredFile(fs.pk, rel_path, transfer_syntax, written.size, written.checksum)
-        try:
-            removed = _index(archive, ds, partition_pk, stored, parsed.header, calling_ae, existing)
-        except BaseException:
-            if existing is None or existing.path != target:
-                remove_quietly(target)
-            raise
-        archive.filesystems.account(fs.pk, written.size)
-        for old in removed:
-            archive.filesystems.account(old.filesystem_pk, -old.size)
-            old_path = Path(old.filesystem_path) / old.path
-            if old_path != target:
-                remove_quietly(old_path)
-    invalidate_metadata(archive, partition, study_uid)
-    study_stored(archive, partition, study_uid)
+    # Most re-sent objects are identical: answer those without writing anything.
+    with db.read(archive.engine) as conn:
+        existing = find_existing(conn, part.pk, sop_instance)
     if existing is not None:
+        outcome = _duplicate_outcome(part, existing, data, sop_instance)
+        if outcome is not Outcome.OVERWRITTEN:
+            return replace(result, outcome=outcome)
+
+    fs = archive.filesystems.for_write(result.size)
+    target = fs.path / rel_path
+    written = write_atomic(target, (meta, data), fsync=archive.settings.fsync)
+    stored = StoredFile(fs.pk, rel_path, transfer_syntax, written.size, written.checksum)
+    hook = StudyStored(str(archive.engine.url), part.pk, part.ae_title, study_uid)
+    try:
+        indexed = _index(archive, part, ds, stored, parsed.header, calling_ae, data, hook)
+    except BaseException:
+        remove_quietly(target)  # this write's own file: nobody else names it
+        raise
+    hook.committed()
+    if indexed.outcome in (Outcome.DUPLICATE, Outcome.KEPT):
+        remove_quietly(target)  # another writer indexed this SOP Instance meanwhile
+        return replace(result, outcome=indexed.outcome)
+    archive.filesystems.account(fs.pk, written.size)
+    for old in indexed.removed:  # the files of the object this one replaced
+        archive.filesystems.account(old.filesystem_pk, -old.size)
+        remove_quietly(Path(old.filesystem_path) / old.path)
+    invalidate_metadata(archive, part.ae_title, study_uid)
+    if indexed.outcome is Outcome.OVERWRITTEN:
         log.warning(
             "SOP Instance %s overwritten by a different object from %r", sop_instance, calling_ae
         )
-        return _replace(result, Outcome.OVERWRITTEN)
-    return result
+    return replace(result, outcome=indexed.outcome)
 
 
-def _replace(result: StoreResult, outcome: Outcome) -> StoreResult:
-    return StoreResult(
-        outcome, result.sop_class, result.sop_instance, result.study, result.series, result.size
-    )
+def guard_sop(conn: Connection, partition_pk: int, sop_instance: str) -> None:
+    """Serialise writers of one SOP Instance UID until `conn`'s transaction ends (PostgreSQL;
+    on SQLite the write transaction already excludes every other writer)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_SOP_GUARD, {"key": f"sop/{partition_pk}/{sop_instance}"})
 
 
 def _index(
     archive: Archive,
+    part: Partition,
     ds: Dataset,
-    partition_pk: int,
     stored: StoredFile,
     header: bytes,
     calling_ae: str,
-    existing: Existing | None,
-) -> list[RemovedFile]:
-    """Commit the rows (replacing an overwritten object's); retry once without cached parents
-    if they vanished meanwhile (another node deleted the study)."""
-    key = (partition_pk, text(ds, "StudyInstanceUID"), text(ds, "SeriesInstanceUID"))
+    data: bytes,
+    hook: StudyStored,
+) -> _Indexed:
+    """Decide and commit under the SOP guard: index the object (replacing an overwritten
+    one's rows) and queue its study's processing, in one transaction. Retries once without
+    cached parents if they vanished meanwhile (another node deleted the study)."""
+    sop_instance = attr(ds, "SOPInstanceUID")
+    key = (part.pk, attr(ds, "StudyInstanceUID"), attr(ds, "SeriesInstanceUID"))
     cached = archive.parents.get(key)
     for parents in (cached, None) if cached else (None,):
         try:
             with db.write(archive.engine) as conn:
-                removed = remove_instance_rows(conn, existing.instance_pk) if existing else []
-                pks = index_object(conn, ds, partition_pk, stored, header, calling_ae, parents)
+                guard_sop(conn, part.pk, sop_instance)
+                existing = find_existing(conn, part.pk, sop_instance)
+                removed: list[RemovedFile] = []
+                outcome = Outcome.STORED
+                if existing is not None:
+                    outcome = _duplicate_outcome(part, existing, data, sop_instance)
+                    if outcome is not Outcome.OVERWRITTEN:
+                        return _Indexed(outcome, [])
+                    removed = remove_instance_rows(conn, existing.instance_pk)
+                pks = index_object(conn, ds, part.pk, stored, header, calling_ae, parents)
+                hook.enqueue(conn, archive.settings.study_settle_seconds)
         except IntegrityError:
             archive.parents.forget(key)
             if parents is None:
@@ -147,15 +169,15 @@ def _index(
         if removed:
             archive.parents.forget()  # rows may have gone with the replaced object
         archive.parents.put(key, pks)
-        return removed
+        return _Indexed(outcome, removed)
     raise AssertionError("unreachable")
 
 
-def _duplicate_outcome(archive: Archive, existing: Existing, data: bytes, sop: str) -> Outcome:
+def _duplicate_outcome(part: Partition, existing: Existing, data: bytes, sop: str) -> Outcome:
     if _same_dataset(existing.path, data):
         log.info("SOP Instance %s received again, identical: nothing changed", sop)
         return Outcome.DUPLICATE
-    policy = archive.settings.duplicate_policy
+    policy = part.duplicate_policy
     if policy == "reject":
         log.warning("SOP Instance %s refused: a different object is stored (policy reject)", sop)
         raise DuplicateRejected(f"a different object with SOP Instance UID {sop} is stored")

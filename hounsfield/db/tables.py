@@ -31,12 +31,19 @@ metadata = MetaData(
 # SQLite only gives AUTOINCREMENT-like rowids to INTEGER PRIMARY KEY columns.
 PK = BigInteger().with_variant(Integer(), "sqlite")
 
+# A partition is a tenant: its own AE title (and optionally port), policies and data.
+# A NULL policy follows the node's setting of the same name.
 partition = Table(
     "partition",
     metadata,
     Column("pk", PK, primary_key=True),
     Column("ae_title", String(16), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
+    Column("port", Integer, nullable=True),
+    Column("duplicate_policy", String(16), nullable=True),
+    Column("caller_policy", String(16), nullable=True),
+    # JSON list of "AE" or "AE@host" entries allowed to call; empty: any (per caller_policy).
+    Column("accept_from", Text, nullable=False, default="[]"),
 )
 
 filesystem = Table(
@@ -76,7 +83,10 @@ patient = Table(
     Column("birth_date", String(8), nullable=False, default=""),
     Column("sex", String(16), nullable=False, default=""),
     Column("num_studies", Integer, nullable=False, default=0),
-    UniqueConstraint("partition_pk", "patient_id", "issuer"),
+    # Tells apart patients without a Patient ID: "" for a patient with one, else
+    # "<birth date>|<name>" (see hounsfield.catalog.index.match_key).
+    Column("match_key", String(333), nullable=False, default=""),
+    UniqueConstraint("partition_pk", "patient_id", "issuer", "match_key"),
     Index(None, "name_key"),
 )
 

@@ -1,23 +1,27 @@
-"""Which partition an association speaks to: the called AE title, else the default."""
+"""Which partition an association speaks to: decided once, at admission, and kept on it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pynetdicom.events import Event
 
 from hounsfield.archive.context import Archive
-from hounsfield.errors import NotFound
+from hounsfield.catalog.partitions import Partition
+
+_ATTRIBUTE = "_hounsfield_partition"
 
 
-def called_partition(archive: Archive, event: Event) -> str:
-    """The partition named by the association's called AE title, or the node's default."""
-    called = str(event.assoc.acceptor.ae_title or "").strip()
-    if called:
-        try:
-            archive.partition_pk(called)
-            return called
-        except NotFound:
-            pass
-    return archive.default_partition
+def set_partition(assoc: Any, partition: Partition) -> None:
+    """Remember the partition an association was admitted to."""
+    setattr(assoc, _ATTRIBUTE, partition)
+
+
+def called_partition(archive: Archive, event: Event) -> Partition:
+    """The partition the association was admitted to (the default one if admission did not
+    run, as for an association this node requested itself)."""
+    found: Partition | None = getattr(event.assoc, _ATTRIBUTE, None)
+    return found if found is not None else archive.partition(None)
 
 
 def calling_ae(event: Event) -> str:

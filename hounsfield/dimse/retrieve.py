@@ -16,17 +16,17 @@ from pynetdicom.presentation import PresentationContext
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate
-from hounsfield.archive.retrieve import UNCOMPRESSED, Plan, plan
-from hounsfield.dimse.nodelay import set_nodelay
+from hounsfield.archive.retrieve import Plan, plan
+from hounsfield.dicomnet.contexts import storage_contexts
+from hounsfield.dicomnet.nodelay import set_nodelay
+from hounsfield.dicomnet.rawsend import StoredFile
 from hounsfield.dimse.partition import called_partition
-from hounsfield.dimse.rawsend import StoredFile
 from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import BYTES_SENT, INSTANCES_SENT, LATENCY
 from hounsfield.sites.devices import find_device
 
 log = logging.getLogger(__name__)
 CANCEL, PENDING = 0xFE00, 0xFF00
-MAX_CONTEXTS = 128
 
 
 def _accepted(assoc: Association, role: str) -> dict[str, set[str]]:
@@ -78,21 +78,10 @@ def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
 
 
 def move_contexts(matches: list[Located]) -> list[PresentationContext]:
-    """One context per stored compressed syntax and one uncompressed context per SOP class."""
-    uncompressed: list[PresentationContext] = []
-    compressed: list[PresentationContext] = []
-    seen: set[tuple[str, str]] = set()
-    for m in matches:
-        if (m.sop_class, "") not in seen:
-            seen.add((m.sop_class, ""))
-            uncompressed.append(build_context(m.sop_class, list(UNCOMPRESSED)))
-        if m.transfer_syntax not in UNCOMPRESSED and (m.sop_class, m.transfer_syntax) not in seen:
-            seen.add((m.sop_class, m.transfer_syntax))
-            compressed.append(build_context(m.sop_class, [m.transfer_syntax]))
-    contexts = (uncompressed + compressed)[:MAX_CONTEXTS]
-    if len(uncompressed) + len(compressed) > MAX_CONTEXTS:
-        log.warning("C-MOVE needs more than %d presentation contexts; some may fail", MAX_CONTEXTS)
-    return contexts
+    """The C-MOVE sub-association's contexts: each stored (SOP class, syntax) pair on its own,
+    so that the destination takes every object as stored, and a little endian fallback per
+    SOP class (see `dicomnet.contexts`)."""
+    return storage_contexts(((m.sop_class, m.transfer_syntax) for m in matches), fit=True)
 
 
 def handle_move(event: Event, archive: Archive) -> Iterator[Any]:

@@ -6,11 +6,12 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import pydicom.config as pydicom_config
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -25,30 +26,24 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from hounsfield.archive.context import Archive
+from hounsfield.catalog.partitions import Partition
+from hounsfield.dicomnet.admission import (
+    CALLED_AE_NOT_RECOGNISED,
+    CALLING_AE_NOT_RECOGNISED,
+    Rejection,
+    set_admission,
+)
+from hounsfield.dicomnet.handoff import DispatchingServer, HandedServer, LoadBoard
+from hounsfield.dicomnet.nodelay import set_nodelay
 from hounsfield.dimse.commitment import handle_action
 from hounsfield.dimse.find import handle_find
-from hounsfield.dimse.handoff import DispatchingServer, HandedServer, LoadBoard
-from hounsfield.dimse.nodelay import set_nodelay
-from hounsfield.dimse.processes import DimseProcesses
+from hounsfield.dimse.partition import set_partition
 from hounsfield.dimse.retrieve import handle_get, handle_move
 from hounsfield.dimse.store import handle_store
 from hounsfield.metrics import ACTIVE_ASSOCIATIONS, ASSOCIATIONS
 from hounsfield.sites.devices import list_devices
 
 log = logging.getLogger(__name__)
-
-_config.LOG_REQUEST_IDENTIFIERS = False
-# pydicom checks every value it reads or sets against its VR with regular expressions; for
-# a server that validates what it relies on itself (UIDs) this doubled the cost of each DIMSE
-# message (pynetdicom builds every command set with pydicom). Measured in bench/RESULTS.md.
-pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
-
-# Every storage SOP class, private and retired ones included, is accepted with the first
-# transfer syntax the requestor proposes, as it prefers; and the C-GET requestor gets the
-# syntax it prefers for what it receives. It also keeps the per-association copy of the
-# supported contexts tiny, which matters for association set-up time.
-_config.UNRESTRICTED_STORAGE_SERVICE = True
 
 QUERY_RETRIEVE = (
     PatientRootQueryRetrieveInformationModelFind,
@@ -77,35 +72,57 @@ def build_ae(archive: Archive, max_associations: int | None = None) -> AE:
     return ae
 
 
-def allow_list(titles: list[str]) -> list[str]:
-    """pynetdicom's allow-list; never empty, since an empty list lets anyone in."""
-    return titles or [NOBODY]
+class Admission:
+    """Who may associate with which partition: the called AE title names the partition (on a
+    partition's own port, only that partition answers); its caller policy and allow-list
+    decide about the caller. The partition found is kept on the association."""
 
-
-NOBODY = "<no device>"
-
-
-class CallerPolicy:
-    """Keeps the AE's calling-AE allow-list in step with the device table."""
-
-    def __init__(self, archive: Archive, ae: AE, refresh_seconds: float = 1.0) -> None:
-        self.archive, self.ae, self.refresh = archive, ae, refresh_seconds
-        self._loaded = 0.0
+    def __init__(self, archive: Archive, refresh_seconds: float = 1.0) -> None:
+        self.archive, self.refresh = archive, refresh_seconds
+        self._known: set[str] = set()
+        self._loaded = -1e9
         self._lock = threading.Lock()
 
-    def on_connect(self, _event: Event) -> None:
-        """EVT_CONN_OPEN: refresh the allow-list if due."""
-        if self.archive.settings.caller_policy != "known":
-            return
+    def known_devices(self) -> set[str]:
+        """The AE titles of known devices, re-read at most once per `refresh` seconds."""
         with self._lock:
             if time.monotonic() - self._loaded > self.refresh:
                 try:
-                    titles = [d.ae_title for d in list_devices(self.archive)]
+                    self._known = {d.ae_title for d in list_devices(self.archive)}
+                    self._loaded = time.monotonic()
                 except Exception as exc:
                     log.error("cannot refresh known devices: %s", exc)
-                    return
-                self.ae.require_calling_aet = allow_list(titles)
-                self._loaded = time.monotonic()
+            return self._known
+
+    def __call__(
+        self, assoc: Association, calling: str, called: str, host: str, port: int
+    ) -> Rejection | None:
+        part = self.partition_for(called, port)
+        if part is None:
+            log.warning("association from %r to unknown AE title %r refused", calling, called)
+            return CALLED_AE_NOT_RECOGNISED
+        if part.caller_policy == "known" and calling not in self.known_devices():
+            log.warning("association from unknown AE %r to %s refused", calling, part.ae_title)
+            return CALLING_AE_NOT_RECOGNISED
+        if not part.accepts(calling, host):
+            log.warning("association from %r@%s to %s refused", calling, host, part.ae_title)
+            return CALLING_AE_NOT_RECOGNISED
+        set_partition(assoc, part)
+        return None
+
+    def partition_for(self, called: str, port: int) -> Partition | None:
+        """The partition an association to `called` on local `port` speaks to, if any."""
+        archive = self.archive
+        parts = archive.partitions()
+        on_port = next((p for p in parts if p.port is not None and p.port == port), None)
+        if on_port is not None:  # a partition's own port answers for that partition only
+            if called == on_port.ae_title or archive.settings.unknown_called_ae_to_default:
+                return on_port
+            return None
+        found = next((p for p in parts if p.ae_title == called), None)
+        if found is None and archive.settings.unknown_called_ae_to_default:
+            found = archive.partition(None)
+        return found
 
 
 class DimseServer:
@@ -116,8 +133,10 @@ class DimseServer:
         self.archive = archive
         self.board, self.index = board, index
         self.ae = build_ae(archive, board.shares[index] if board else None)
-        self.policy = CallerPolicy(archive, self.ae)
+        self.admission = Admission(archive)
+        set_admission(self.ae, self.admission)
         self.server: ThreadedAssociationServer | None = None
+        self.partition_servers: list[ThreadedAssociationServer] = []
 
     def _count(self, what: str) -> None:
         ASSOCIATIONS.labels(what, str(self.index)).inc()
@@ -126,7 +145,6 @@ class DimseServer:
         set_nodelay(event)
         self._count("opened")
         ACTIVE_ASSOCIATIONS.inc()
-        self.policy.on_connect(event)
 
     def _on_close(self, _event: Event) -> None:
         ACTIVE_ASSOCIATIONS.dec()
@@ -152,33 +170,38 @@ class DimseServer:
             (evt.EVT_N_ACTION, partial(handle_action, archive=a)),
         ]
 
-    def _load_policy(self) -> None:
-        if self.archive.settings.caller_policy == "known":
-            self.ae.require_calling_aet = allow_list(
-                [d.ae_title for d in list_devices(self.archive)]
-            )
-
-    def start(self, processes: DimseProcesses | None = None) -> None:
+    def start(self, dispatch: Callable[[socket.socket, Any], bool] | None = None) -> None:
         """Listen on the configured address without blocking; with `processes`, hand new
         connections to the least busy DIMSE process."""
         s = self.archive.settings
-        self._load_policy()
         server = self.ae.make_server(
             (s.host, s.dimse_port),
             evt_handlers=self.handlers(),
             server_class=DispatchingServer,
         )
-        if processes is not None:
-            server.dispatch = processes.dispatch
+        if dispatch is not None:
+            server.dispatch = dispatch
         threading.Thread(target=server.serve_forever, name="dimse-listener", daemon=True).start()
         self.ae._servers.append(server)
         self.server = server
         log.info("DICOM listening on %s:%d as %s", s.host, s.dimse_port, s.ae_title)
+        for part in self.archive.partitions():
+            if part.port is None or part.port == self.port:
+                continue
+            own = self.ae.make_server(
+                (s.host, part.port), evt_handlers=self.handlers(), server_class=DispatchingServer
+            )
+            if dispatch is not None:
+                own.dispatch = dispatch
+            name = f"dimse-listener-{part.ae_title}"
+            threading.Thread(target=own.serve_forever, name=name, daemon=True).start()
+            self.ae._servers.append(own)
+            self.partition_servers.append(own)
+            log.info("DICOM listening on %s:%d for partition %s", s.host, part.port, part.ae_title)
 
     def start_handed(self) -> None:
         """Serve connections the listener hands over (`take`); listen on nothing."""
         s = self.archive.settings
-        self._load_policy()
         self.server = self.ae.make_server(
             (s.host, s.dimse_port), evt_handlers=self.handlers(), server_class=HandedServer
         )
@@ -196,6 +219,9 @@ class DimseServer:
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop listening, let running associations finish, then abort the rest."""
+        for own in self.partition_servers:
+            own.shutdown()
+        self.partition_servers = []
         if self.server is None:
             return
         server, self.server = self.server, None

@@ -5,12 +5,31 @@ from __future__ import annotations
 from io import BytesIO
 from pathlib import Path
 
-from pydicom.uid import JPEG2000, UID, ExplicitVRLittleEndian, JPEG2000Lossless
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+)
 
-from hounsfield.archive.filemeta import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
-from hounsfield.archive.retrieve import CannotTranscode, to_little_endian
+from hounsfield.errors import ArchiveError
+from hounsfield.storage.filemeta import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 
 TARGETS = (ExplicitVRLittleEndian, JPEG2000Lossless, JPEG2000)
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+NATIVE = (*UNCOMPRESSED, ExplicitVRBigEndian)
+
+
+class CannotTranscode(ArchiveError):
+    """The stored object cannot be converted to any transfer syntax the peer accepts."""
+
+    dimse_status = 0xA702
+    http_status = 406
 
 
 def choose(stored: str, accepted: list[str]) -> str | None:
@@ -47,3 +66,32 @@ def transcode(path: Path, target: str) -> bytes:
     out = BytesIO()
     ds.save_as(out, implicit_vr=False, little_endian=True, enforce_file_format=True)
     return out.getvalue()
+
+
+def to_little_endian(path: Path) -> Dataset:
+    """A stored object decoded to an uncompressed little endian dataset.
+
+    pynetdicom converts between the little endian syntaxes itself as it sends."""
+    ds = dcmread(path)
+    syntax = UID(ds.file_meta.TransferSyntaxUID)
+    if syntax.is_compressed:
+        try:
+            ds.decompress(generate_instance_uid=False)
+        except Exception as exc:
+            raise CannotTranscode(f"cannot decompress {path.name}: {exc}") from exc
+    elif syntax == ExplicitVRBigEndian:
+        _swap_words(ds)
+        ds.set_original_encoding(False, True, ds.original_character_set)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_words(ds: Dataset) -> None:
+    """Swap the byte order of the word-valued binary elements of a big endian dataset."""
+    for elem in ds.iterall():
+        width = _WIDTH.get(elem.VR)
+        if width and isinstance(elem.value, bytes) and len(elem.value) % width == 0:
+            elem.value = np.frombuffer(elem.value, f">u{width}").astype(f"<u{width}").tobytes()

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, func, select
 from hounsfield.db import engine as db
 from hounsfield.db.tables import alert, app_log
 from hounsfield.scheduled.registry import Run, service
-from hounsfield.storage.files import write_atomic
+from hounsfield.storage.atomic import write_atomic
 from hounsfield.storage.tiers import list_filesystems
 from hounsfield.workqueue.items import now, utc
 

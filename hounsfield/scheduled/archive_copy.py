@@ -8,10 +8,10 @@ import json
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import aliased
 
-from hounsfield.archive.archive_copy import default_tier
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem, instance, series, study, study_outcome, work_item
 from hounsfield.errors import StorageFull
+from hounsfield.lifecycle.archive_copy import default_tier
 from hounsfield.scheduled.registry import Run, service
 from hounsfield.storage.tiers import list_filesystems
 from hounsfield.workqueue.items import Status, now, study_key

@@ -13,7 +13,7 @@ from hounsfield.scheduled import lock
 from hounsfield.scheduled.registry import SERVICES, Run
 
 log = logging.getLogger(__name__)
-MODULES = ("watermark", "archive_copy", "maintenance", "files", "applog")
+MODULES = ("watermark", "archive_copy", "maintenance", "folders", "applog")
 LEASE = timedelta(minutes=10)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 
 from hounsfield.uids import check_uid
 
@@ -15,14 +16,24 @@ def partition_folder(ae_title: str) -> str:
     return _SAFE.sub("_", ae_title.strip()) or "_"
 
 
-def object_path(partition: str, study_date: str, study: str, series: str, sop: str) -> str:
-    """The relative path of one object; UIDs are validated before they touch the path."""
+def object_path(
+    partition: str, study_date: str, study: str, series: str, sop: str, token: str = ""
+) -> str:
+    """The relative path of one object; UIDs are validated before they touch the path.
+
+    `token` makes the name unique to one write (`SOP_token.dcm`): two writers of the same
+    SOP Instance UID never share a file, so each removes only what it created."""
     date = study_date if _DATE.match(study_date or "") else "nodate"
     parts = (
         partition_folder(partition),
         date,
         check_uid(study, "StudyInstanceUID"),
         check_uid(series, "SeriesInstanceUID"),
-        check_uid(sop, "SOPInstanceUID") + ".dcm",
+        check_uid(sop, "SOPInstanceUID") + (f"_{token}" if token else "") + ".dcm",
     )
     return "/".join(parts)
+
+
+def write_token() -> str:
+    """A short random token that makes one write's file name unique."""
+    return secrets.token_hex(4)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from hounsfield.alerts import list_alerts
 from hounsfield.archive.context import Archive
-from hounsfield.errors import ArchiveError, InvalidDataset
+from hounsfield.errors import InvalidDataset
 from hounsfield.scheduled import lock
 from hounsfield.storage.tiers import list_filesystems
 from hounsfield.workqueue import admin
@@ -26,10 +26,6 @@ def _item(item: WorkItem) -> dict[str, Any]:
     return out
 
 
-def _error(exc: ArchiveError) -> JSONResponse:
-    return JSONResponse({"error": exc.message}, status_code=exc.http_status)
-
-
 def mount(app: FastAPI, archive: Archive) -> None:
     """Add the storage-management admin routes to `app`."""
     router = APIRouter(prefix="/admin", tags=["admin"])
@@ -41,32 +37,23 @@ def mount(app: FastAPI, archive: Archive) -> None:
     ) -> JSONResponse:
         try:
             items = admin.list_items(engine, status=status, kind=kind, limit=min(limit, 1000))
-        except ValueError:
-            return _error(InvalidDataset(f"unknown status {status!r}"))
+        except ValueError as exc:
+            raise InvalidDataset(f"unknown status {status!r}") from exc
         return JSONResponse(
             {"counts": dict(admin.counts(engine)), "items": [_item(i) for i in items]}
         )
 
     @router.get("/queue/{pk}")
     def get_queue_item(pk: int) -> JSONResponse:
-        try:
-            return JSONResponse(_item(admin.get_item(engine, pk)))
-        except ArchiveError as exc:
-            return _error(exc)
+        return JSONResponse(_item(admin.get_item(engine, pk)))
 
     @router.post("/queue/{pk}/retry")
     def retry_queue_item(pk: int) -> JSONResponse:
-        try:
-            return JSONResponse(_item(admin.retry(engine, pk)))
-        except ArchiveError as exc:
-            return _error(exc)
+        return JSONResponse(_item(admin.retry(engine, pk)))
 
     @router.post("/queue/{pk}/cancel")
     def cancel_queue_item(pk: int) -> JSONResponse:
-        try:
-            return JSONResponse(_item(admin.cancel(engine, pk)))
-        except ArchiveError as exc:
-            return _error(exc)
+        return JSONResponse(_item(admin.cancel(engine, pk)))
 
     @router.get("/services")
     def get_services() -> JSONResponse:

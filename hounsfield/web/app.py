@@ -12,11 +12,13 @@ from hounsfield.archive.health import health
 from hounsfield.metrics import NODE_REGISTRY
 from hounsfield.web.admin_storage import mount as mount_admin_storage
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
+from hounsfield.web.errors import install as install_error_handlers
 
 
 def create_app(archive: Archive) -> FastAPI:
     """The HTTP application bound to one archive."""
     app = FastAPI(title="Hounsfield", version=__version__)
+    install_error_handlers(app)
 
     @app.get("/health")
     def get_health() -> JSONResponse:

@@ -50,24 +50,6 @@ class Kind:
         return min(self.backoff_seconds * 2 ** max(failures - 1, 0), 3600.0)
 
 
-KINDS: dict[str, Kind] = {}
-
-
-def define(kind: Kind) -> Kind:
-    """Make a kind known (idempotent for the same definition)."""
-    KINDS[kind.name] = kind
-    return kind
-
-
-def kind_of(name: str) -> Kind:
-    """The definition of a kind; unknown kinds get the defaults."""
-    if name not in KINDS:
-        from hounsfield.workqueue.processors import load_builtin
-
-        load_builtin()
-    return KINDS.get(name) or Kind(name)
-
-
 @dataclass(frozen=True)
 class WorkItem:
     """A claimed or listed item."""

@@ -20,7 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hounsfield.alerts import raise_alert
 from hounsfield.db import engine as db
 from hounsfield.db.tables import WAITING_PREDICATE, work_item
-from hounsfield.workqueue.items import WAITING, Kind, Priority, Status, WorkItem, kind_of, now
+from hounsfield.workqueue.items import WAITING, Kind, Priority, Status, WorkItem, now
+from hounsfield.workqueue.kinds import kind_of
 
 log = logging.getLogger(__name__)
 CLAIM_BATCH = 16
@@ -291,3 +292,27 @@ class Queue:
         else:
             log.warning("%s #%d failed (%d), will retry: %s", item.kind, item.pk, failures, error)
         return status
+
+
+def complete_waiting(conn: Connection, pk: int, result: str = "") -> bool:
+    """Mark an item that nobody has claimed yet as done (its work was done another way);
+    False when a worker already holds it or it is gone."""
+    current = now()
+    changed = conn.execute(
+        update(work_item)
+        .where(work_item.c.pk == pk, work_item.c.status.in_(WAITING))
+        .values(
+            status=Status.COMPLETED.value, result=result, updated_at=current, completed_at=current
+        )
+    ).rowcount
+    return bool(changed)
+
+
+def hurry(conn: Connection, pk: int) -> bool:
+    """Make a waiting item due now (its work could not be done another way after all)."""
+    changed = conn.execute(
+        update(work_item)
+        .where(work_item.c.pk == pk, work_item.c.status.in_(WAITING))
+        .values(scheduled_at=now(), updated_at=now())
+    ).rowcount
+    return bool(changed)

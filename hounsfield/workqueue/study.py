@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from hounsfield.archive.context import Archive
-from hounsfield.db import engine as db
 from hounsfield.workqueue.items import Status, now, study_key
+from hounsfield.workqueue.kinds import PROCESS_STUDY
 from hounsfield.workqueue.queue import enqueue
 
-log = logging.getLogger(__name__)
-PROCESS_STUDY = "process-study"
 _RECENT: dict[tuple[str, int, str], float] = {}
 _RECENT_LOCK = threading.Lock()
 _RECENT_MAX = 10_000
@@ -32,36 +28,49 @@ def request_processing(
     key = study_key(partition_pk, study_uid)
     return enqueue(
         conn,
-        PROCESS_STUDY,
+        PROCESS_STUDY.name,
         {"partition": partition, "study": study_uid},
         at=at,
         study_key=key,
-        coalesce_key=f"{PROCESS_STUDY}:{key}",
+        coalesce_key=f"{PROCESS_STUDY.name}:{key}",
         status=Status.IDLE,
     )
 
 
-def study_stored(archive: Archive, partition: str, study_uid: str) -> None:
-    """Called after each stored object: make sure one idle item will process its study.
+class StudyStored:
+    """The ingest hook, run inside the transaction that indexes an object: make sure one idle
+    item will process its study.
 
-    The item itself waits until the study has been quiet for the settle time (it reads the
-    study's last update), so within half a settle time one enqueue per study is enough."""
-    settle = archive.settings.study_settle_seconds
-    partition_pk = archive.partition_pk(partition)
-    cache_key = (str(archive.engine.url), partition_pk, study_uid)
-    tick = time.monotonic()
-    with _RECENT_LOCK:
-        last = _RECENT.get(cache_key)
-        if last is not None and tick - last < settle / 2:
-            return
-        if len(_RECENT) >= _RECENT_MAX:
-            _RECENT.clear()
-        _RECENT[cache_key] = tick
-    try:
-        with db.write(archive.engine) as conn:
-            at = now() + timedelta(seconds=settle)
-            request_processing(conn, partition_pk, partition, study_uid, at)
-    except Exception:
+    The item waits until the study has been quiet for the settle time (it reads the study's
+    last update), so one enqueue per study per half settle time is enough; `committed` records
+    it once the transaction has committed, and only then may later objects skip theirs."""
+
+    def __init__(self, database: str, partition_pk: int, partition: str, study_uid: str) -> None:
+        self.key = (database, partition_pk, study_uid)
+        self.partition = partition
+        self.enqueued = False
+
+    def enqueue(self, conn: Connection, settle_seconds: float) -> None:
+        """Queue processing in `conn`'s transaction unless it was queued a moment ago."""
         with _RECENT_LOCK:
-            _RECENT.pop(cache_key, None)
-        log.exception("could not queue processing of study %s", study_uid)
+            last = _RECENT.get(self.key)
+        if last is not None and time.monotonic() - last < settle_seconds / 2:
+            return
+        at = now() + timedelta(seconds=settle_seconds)
+        request_processing(conn, self.key[1], self.partition, self.key[2], at)
+        self.enqueued = True
+
+    def committed(self) -> None:
+        """The transaction committed: later objects of the study may skip their enqueue."""
+        if not self.enqueued:
+            return
+        with _RECENT_LOCK:
+            if len(_RECENT) >= _RECENT_MAX:
+                _RECENT.clear()
+            _RECENT[self.key] = time.monotonic()
+
+
+def forget_recent() -> None:
+    """Forget which studies were queued recently (tests, and after an operator purge)."""
+    with _RECENT_LOCK:
+        _RECENT.clear()

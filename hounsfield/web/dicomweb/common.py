@@ -1,23 +1,17 @@
-"""Shared edges of the DICOMweb routes: error mapping, UID checks, lookups, base URLs."""
+"""Shared edges of the DICOMweb routes: refusals, UID checks, lookups, base URLs."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
-
-from fastapi import Request, Response
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import Request
 from pydicom.dataset import Dataset
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate
+from hounsfield.catalog.partitions import Partition
 from hounsfield.errors import ArchiveError, NotFound
 from hounsfield.uids import check_uid
+from hounsfield.web.dicomweb.tenant import root_path
 
-log = logging.getLogger(__name__)
-PREFIX = "/dicomweb"
 DICOM_JSON = "application/dicom+json"
 
 
@@ -39,35 +33,14 @@ class UnsupportedMediaType(ArchiveError):
     http_status = 415
 
 
-def error_response(exc: ArchiveError) -> JSONResponse:
-    """The HTTP answer to an archive refusal: its status and a readable message."""
-    return JSONResponse({"error": exc.message}, status_code=exc.http_status)
-
-
-class DicomwebRoute(APIRoute):
-    """A route whose archive refusals become their HTTP status with a clear message."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ArchiveError as exc:
-                log.info("%s %s refused: %s", request.method, request.url.path, exc.message)
-                return error_response(exc)
-
-        return guarded
-
-
 def base_url(request: Request) -> str:
-    """The absolute URL of the DICOMweb root as the client reached it.
+    """The absolute URL of the request's DICOMweb root (its partition's) as the client reached it.
 
     `public_url` wins when set (behind a proxy); then X-Forwarded-Proto/Host; then Host.
     A Host without a port (some clients drop it) gets this server's port back."""
     public = getattr(request.app.state, "public_url", None)
     if public:
-        return public.rstrip("/") + PREFIX
+        return public.rstrip("/") + root_path(request)
     headers = request.headers
     scheme = headers.get("x-forwarded-proto") or request.url.scheme
     host = headers.get("x-forwarded-host") or headers.get("host") or ""
@@ -77,7 +50,7 @@ def base_url(request: Request) -> str:
         if port and port != (443 if scheme == "https" else 80):
             host = f"{host or server[0]}:{port}"
     root = request.scope.get("root_path", "")
-    return f"{scheme}://{host}{root}{PREFIX}"
+    return f"{scheme}://{host}{root}{root_path(request)}"
 
 
 def uids(
@@ -92,9 +65,13 @@ def uids(
 
 
 def find_objects(
-    archive: Archive, study: str, series: str | None = None, sop: str | None = None
+    archive: Archive,
+    partition: Partition,
+    study: str,
+    series: str | None = None,
+    sop: str | None = None,
 ) -> list[Located]:
-    """The stored objects a retrieve URL names; NotFound when there are none."""
+    """The stored objects a retrieve URL names in `partition`; NotFound when there are none."""
     study, series, sop = uids(study, series, sop)
     identifier = Dataset()
     identifier.QueryRetrieveLevel = "IMAGE" if sop else "SERIES" if series else "STUDY"
@@ -103,12 +80,12 @@ def find_objects(
         identifier.SeriesInstanceUID = series
     if sop:
         identifier.SOPInstanceUID = sop
-    found = locate(archive, identifier)
+    found = locate(archive, identifier, partition=partition)
     if not found:
         raise NotFound(f"nothing stored under {'/'.join(u for u in (study, series, sop) if u)}")
     return found
 
 
-def find_one(archive: Archive, study: str, series: str, sop: str) -> Located:
-    """The one stored object an instance URL names."""
-    return find_objects(archive, study, series, sop)[0]
+def find_one(archive: Archive, partition: Partition, study: str, series: str, sop: str) -> Located:
+    """The one stored object an instance URL names in `partition`."""
+    return find_objects(archive, partition, study, series, sop)[0]

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydicom.uid import ExplicitVRLittleEndian
-from starlette.concurrency import run_in_threadpool
 
 from hounsfield.archive.bulkdata import Value, find_value, parse_tag_path
 from hounsfield.archive.context import Archive
@@ -21,8 +20,9 @@ from hounsfield.imaging.pixels import (
 )
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.accept import parse_accept
-from hounsfield.web.dicomweb.common import BadRequest, DicomwebRoute, NotAcceptable, find_one
+from hounsfield.web.dicomweb.common import BadRequest, NotAcceptable, find_one
 from hounsfield.web.dicomweb.ranges import byte_range
+from hounsfield.web.dicomweb.tenant import AtPartition
 
 OCTET = "application/octet-stream"
 
@@ -118,29 +118,30 @@ def bulk_response(
 
 def router(archive: Archive) -> APIRouter:
     """The frames and bulkdata routes."""
-    api = APIRouter(route_class=DicomwebRoute)
+    api = APIRouter()
+    instance = "/studies/{study}/series/{series}/instances/{sop}"
 
-    @api.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
-    async def get_frames(
-        request: Request, study: str, series: str, sop: str, frames: str
+    @api.get(instance + "/frames/{frames}")
+    def get_frames(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str, frames: str
     ) -> Response:
         numbers = frame_numbers(frames)
-        located = await run_in_threadpool(find_one, archive, study, series, sop)
-        src = await run_in_threadpool(open_source, located.path)
+        located = find_one(archive, partition, study, series, sop)
+        src = open_source(located.path)
         return frames_response(src, numbers, request.headers.get("accept"))
 
-    @api.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag_path:path}")
-    async def get_bulkdata(
-        request: Request, study: str, series: str, sop: str, tag_path: str
+    @api.get(instance + "/bulkdata/{tag_path:path}")
+    def get_bulkdata(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str, tag_path: str
     ) -> Response:
         path = parse_tag_path(tag_path)
-        located = await run_in_threadpool(find_one, archive, study, series, sop)
+        located = find_one(archive, partition, study, series, sop)
         src = None
         if path == [PIXEL_DATA]:
-            src = await run_in_threadpool(open_source, located.path)
+            src = open_source(located.path)
             value = Value(located.path, src.offset or 0, src.length)
         else:
-            value = await run_in_threadpool(find_value, located.path, path)
+            value = find_value(located.path, path)
         return bulk_response(
             value, src, request.headers.get("accept"), request.headers.get("range")
         )

@@ -11,17 +11,12 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from starlette.concurrency import run_in_threadpool
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import KEYS, Level, find
-from hounsfield.web.dicomweb.common import (
-    DICOM_JSON,
-    BadRequest,
-    DicomwebRoute,
-    base_url,
-    uids,
-)
+from hounsfield.catalog.partitions import Partition
+from hounsfield.web.dicomweb.common import DICOM_JSON, BadRequest, base_url, uids
+from hounsfield.web.dicomweb.tenant import AtPartition
 
 RESERVED = {"limit", "offset", "fuzzymatching", "includefield"}
 STUDY_FIELDS = [
@@ -163,9 +158,14 @@ def _json(ds: Dataset, base: str, level: Level) -> dict[str, Any]:
 
 
 def search(
-    archive: Archive, level: Level, params: Any, scope: dict[str, str], base: str
+    archive: Archive,
+    partition: Partition,
+    level: Level,
+    params: Any,
+    scope: dict[str, str],
+    base: str,
 ) -> tuple[bytes, list[str]]:
-    """Run one QIDO-RS search: the JSON body and the Warning header values."""
+    """Run one QIDO-RS search in `partition`: the JSON body and the Warning header values."""
     limit_cap = archive.settings.qido_max_limit
     limit = _int(params, "limit", limit_cap)
     offset = _int(params, "offset", 0) or 0
@@ -173,7 +173,9 @@ def search(
         raise BadRequest(f"limit {limit} exceeds the maximum of {limit_cap}")
     ident, everything = identifier(level, params, scope)
     whole = everything and level == "IMAGE"
-    found = find(archive, ident, limit=limit, offset=offset, whole_header=whole)
+    found = find(
+        archive, ident, partition=partition, limit=limit, offset=offset, whole_header=whole
+    )
     body = [_json(ds, base, level) for ds in found]
     warnings = []
     if str(params.get("fuzzymatching", "")).lower() == "true":
@@ -183,41 +185,45 @@ def search(
 
 def router(archive: Archive) -> APIRouter:
     """The QIDO-RS routes in every path form."""
-    api = APIRouter(route_class=DicomwebRoute)
+    api = APIRouter()
 
-    async def answer(request: Request, level: Level, scope: dict[str, str]) -> Response:
-        body, warnings = await run_in_threadpool(
-            search, archive, level, request.query_params, scope, base_url(request)
+    def answer(
+        request: Request, partition: Partition, level: Level, scope: dict[str, str]
+    ) -> Response:
+        body, warnings = search(
+            archive, partition, level, request.query_params, scope, base_url(request)
         )
         headers = {"Warning": ", ".join(warnings)} if warnings else {}
         return Response(body, media_type=DICOM_JSON, headers=headers)
 
     @api.get("/studies")
-    async def studies(request: Request) -> Response:
-        return await answer(request, "STUDY", {})
+    def studies(request: Request, partition: AtPartition) -> Response:
+        return answer(request, partition, "STUDY", {})
 
     @api.get("/series")
-    async def all_series(request: Request) -> Response:
-        return await answer(request, "SERIES", {})
+    def all_series(request: Request, partition: AtPartition) -> Response:
+        return answer(request, partition, "SERIES", {})
 
     @api.get("/instances")
-    async def all_instances(request: Request) -> Response:
-        return await answer(request, "IMAGE", {})
+    def all_instances(request: Request, partition: AtPartition) -> Response:
+        return answer(request, partition, "IMAGE", {})
 
     @api.get("/studies/{study}/series")
-    async def study_series(request: Request, study: str) -> Response:
+    def study_series(request: Request, partition: AtPartition, study: str) -> Response:
         study = uids(study)[0]
-        return await answer(request, "SERIES", {"StudyInstanceUID": study})
+        return answer(request, partition, "SERIES", {"StudyInstanceUID": study})
 
     @api.get("/studies/{study}/instances")
-    async def study_instances(request: Request, study: str) -> Response:
+    def study_instances(request: Request, partition: AtPartition, study: str) -> Response:
         study = uids(study)[0]
-        return await answer(request, "IMAGE", {"StudyInstanceUID": study})
+        return answer(request, partition, "IMAGE", {"StudyInstanceUID": study})
 
     @api.get("/studies/{study}/series/{series}/instances")
-    async def series_instances(request: Request, study: str, series: str) -> Response:
+    def series_instances(
+        request: Request, partition: AtPartition, study: str, series: str
+    ) -> Response:
         study, series_uid, _ = uids(study, series)
         scope = {"StudyInstanceUID": study, "SeriesInstanceUID": series_uid or ""}
-        return await answer(request, "IMAGE", scope)
+        return answer(request, partition, "IMAGE", scope)
 
     return api

@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located
+from hounsfield.catalog.partitions import Partition
 from hounsfield.errors import NotFound
 from hounsfield.imaging.cache import RenderCache
 from hounsfield.imaging.pixels import open_source
 from hounsfield.imaging.render import MEDIA_TYPES, RenderRequest, Window, render
 from hounsfield.web.dicomweb.accept import parse_accept
-from hounsfield.web.dicomweb.common import BadRequest, DicomwebRoute, NotAcceptable, find_objects
+from hounsfield.web.dicomweb.common import BadRequest, NotAcceptable, find_objects
+from hounsfield.web.dicomweb.tenant import AtPartition
 
 log = logging.getLogger(__name__)
 THUMBNAIL = (128, 128)
@@ -120,12 +121,13 @@ class Renderer:
 
 def router(archive: Archive) -> APIRouter:
     """The rendered and thumbnail routes."""
-    api = APIRouter(route_class=DicomwebRoute)
+    api = APIRouter()
     renderer = Renderer(archive)
     instance = "/studies/{study}/series/{series}/instances/{sop}"
 
-    async def answer(
+    def answer(
         request: Request,
+        partition: Partition,
         study: str,
         series: str | None = None,
         sop: str | None = None,
@@ -135,47 +137,55 @@ def router(archive: Archive) -> APIRouter:
         wanted = render_request(
             request.query_params, request.headers.get("accept"), THUMBNAIL if thumbnail else None
         )
-        found = await run_in_threadpool(find_objects, archive, study, series, sop)
+        found = find_objects(archive, partition, study, series, sop)
         if sop is not None:
-            data, how = await run_in_threadpool(renderer.one, found[0], frame, wanted)
+            data, how = renderer.one(found[0], frame, wanted)
         else:
-            data, how = await run_in_threadpool(renderer.representative, found, wanted)
+            data, how = renderer.representative(found, wanted)
         return Response(data, media_type=wanted.media_type, headers={"X-Rendered-By": how})
 
     @api.get("/studies/{study}/rendered")
-    async def study_rendered(request: Request, study: str) -> Response:
-        return await answer(request, study)
+    def study_rendered(request: Request, partition: AtPartition, study: str) -> Response:
+        return answer(request, partition, study)
 
     @api.get("/studies/{study}/series/{series}/rendered")
-    async def series_rendered(request: Request, study: str, series: str) -> Response:
-        return await answer(request, study, series)
+    def series_rendered(
+        request: Request, partition: AtPartition, study: str, series: str
+    ) -> Response:
+        return answer(request, partition, study, series)
 
     @api.get(instance + "/rendered")
-    async def instance_rendered(request: Request, study: str, series: str, sop: str) -> Response:
-        return await answer(request, study, series, sop)
+    def instance_rendered(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str
+    ) -> Response:
+        return answer(request, partition, study, series, sop)
 
     @api.get(instance + "/frames/{frame}/rendered")
-    async def frame_rendered(
-        request: Request, study: str, series: str, sop: str, frame: int
+    def frame_rendered(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str, frame: int
     ) -> Response:
-        return await answer(request, study, series, sop, frame)
+        return answer(request, partition, study, series, sop, frame)
 
     @api.get("/studies/{study}/thumbnail")
-    async def study_thumbnail(request: Request, study: str) -> Response:
-        return await answer(request, study, thumbnail=True)
+    def study_thumbnail(request: Request, partition: AtPartition, study: str) -> Response:
+        return answer(request, partition, study, thumbnail=True)
 
     @api.get("/studies/{study}/series/{series}/thumbnail")
-    async def series_thumbnail(request: Request, study: str, series: str) -> Response:
-        return await answer(request, study, series, thumbnail=True)
+    def series_thumbnail(
+        request: Request, partition: AtPartition, study: str, series: str
+    ) -> Response:
+        return answer(request, partition, study, series, thumbnail=True)
 
     @api.get(instance + "/thumbnail")
-    async def instance_thumbnail(request: Request, study: str, series: str, sop: str) -> Response:
-        return await answer(request, study, series, sop, thumbnail=True)
+    def instance_thumbnail(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str
+    ) -> Response:
+        return answer(request, partition, study, series, sop, thumbnail=True)
 
     @api.get(instance + "/frames/{frame}/thumbnail")
-    async def frame_thumbnail(
-        request: Request, study: str, series: str, sop: str, frame: int
+    def frame_thumbnail(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str, frame: int
     ) -> Response:
-        return await answer(request, study, series, sop, frame, thumbnail=True)
+        return answer(request, partition, study, series, sop, frame, thumbnail=True)
 
     return api

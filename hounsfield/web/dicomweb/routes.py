@@ -1,4 +1,4 @@
-"""Mount every DICOMweb service under /dicomweb, with CORS for browser viewers."""
+"""Mount every DICOMweb service at /dicomweb and at /dicomweb/aets/{aet}, with CORS."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from starlette.middleware.cors import CORSMiddleware
 
 from hounsfield.archive.context import Archive
 from hounsfield.web.dicomweb import delete, frames, qido, rendered, stow, uri, wado
-from hounsfield.web.dicomweb.common import PREFIX
+from hounsfield.web.dicomweb.tenant import PARTITION_PREFIX, PREFIX, bind
 
 EXPOSED = ["Content-Type", "Content-Length", "Content-Range", "Warning", "X-Rendered-By"]
 
 
 def mount(app: FastAPI, archive: Archive) -> None:
-    """Add the DICOMweb routes and, when origins are configured, CORS."""
-    for module in (qido, wado, frames, rendered, stow, delete, uri):
-        app.include_router(module.router(archive), prefix=PREFIX, tags=["dicomweb"])
+    """Add the DICOMweb routes and, when origins are configured, CORS.
+
+    The same routers serve the default partition at /dicomweb and every partition at
+    /dicomweb/aets/{aet}; each request's partition is resolved once, by `tenant.resolve`."""
+    bind(app, archive)
+    routers = [m.router(archive) for m in (qido, wado, frames, rendered, stow, delete, uri)]
+    for prefix in (PREFIX, PARTITION_PREFIX):
+        for api in routers:
+            app.include_router(api, prefix=prefix, tags=["dicomweb"])
     app.state.public_url = archive.settings.public_url
     origins = archive.settings.cors_origins
     if origins:

@@ -11,19 +11,20 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.filemeta import split_part10
-from hounsfield.archive.parse import parse_header, text
 from hounsfield.archive.store import store
+from hounsfield.catalog.parse import parse_header, text
+from hounsfield.catalog.partitions import Partition
 from hounsfield.errors import ArchiveError, InvalidDataset
+from hounsfield.storage.filemeta import split_part10
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.common import (
     DICOM_JSON,
     BadRequest,
-    DicomwebRoute,
     UnsupportedMediaType,
     base_url,
     uids,
 )
+from hounsfield.web.dicomweb.tenant import AtPartition
 
 log = logging.getLogger(__name__)
 DICOM = "application/dicom"
@@ -58,8 +59,10 @@ class Failed:
     message: str
 
 
-def store_part(archive: Archive, body: bytes, study: str | None) -> Stored | Failed:
-    """Store one Part-10 part; every refusal becomes a Failed, never an exception."""
+def store_part(
+    archive: Archive, partition: Partition, body: bytes, study: str | None
+) -> Stored | Failed:
+    """Store one Part-10 part in `partition`; every refusal becomes a Failed, never raised."""
     sop_class = sop_instance = ""
     try:
         meta, data = split_part10(body)
@@ -70,7 +73,7 @@ def store_part(archive: Archive, body: bytes, study: str | None) -> Stored | Fai
             found = text(parse_header(data, syntax).dataset, "StudyInstanceUID")
             if found != study:
                 raise StudyMismatch(f"the instance belongs to study {found!r}, not {study}")
-        result = store(archive, syntax, data, partition=None)
+        result = store(archive, syntax, data, partition=partition)
     except ArchiveError as exc:
         log.info("STOW-RS part %s refused: %s", sop_instance or "?", exc.message)
         return Failed(sop_class, sop_instance, exc.dimse_status, exc.message)
@@ -126,9 +129,9 @@ def status_of(outcomes: list[Stored | Failed]) -> int:
 
 def router(archive: Archive) -> APIRouter:
     """The STOW-RS routes."""
-    api = APIRouter(route_class=DicomwebRoute)
+    api = APIRouter()
 
-    async def receive(request: Request, study: str | None) -> Response:
+    async def receive(request: Request, partition: Partition, study: str | None) -> Response:
         if study is not None:
             study = uids(study)[0]
         header = request.headers.get("content-type", "")
@@ -149,7 +152,8 @@ def router(archive: Archive) -> APIRouter:
                 reason = f"part of type {part_type} is not {DICOM}"
                 outcomes.append(Failed("", "", CANNOT_UNDERSTAND, reason))
                 continue
-            outcomes.append(await run_in_threadpool(store_part, archive, part.body, study))
+            outcome = await run_in_threadpool(store_part, archive, partition, part.body, study)
+            outcomes.append(outcome)
         if not outcomes:
             raise BadRequest("the multipart body has no parts")
         body = response_body(outcomes, base_url(request), study)
@@ -158,11 +162,11 @@ def router(archive: Archive) -> APIRouter:
         )
 
     @api.post("/studies")
-    async def stow(request: Request) -> Response:
-        return await receive(request, None)
+    async def stow(request: Request, partition: AtPartition) -> Response:
+        return await receive(request, partition, None)
 
     @api.post("/studies/{study}")
-    async def stow_study(request: Request, study: str) -> Response:
-        return await receive(request, study)
+    async def stow_study(request: Request, partition: AtPartition, study: str) -> Response:
+        return await receive(request, partition, study)
 
     return api

@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydicom.uid import ExplicitVRLittleEndian
-from starlette.concurrency import run_in_threadpool
 
 from hounsfield.archive.context import Archive
 from hounsfield.imaging.render import MEDIA_TYPES, RenderRequest, Window
 from hounsfield.imaging.transcode import choose, transcode
 from hounsfield.web.dicomweb import multipart
-from hounsfield.web.dicomweb.common import BadRequest, DicomwebRoute, NotAcceptable, find_one
+from hounsfield.web.dicomweb.common import BadRequest, NotAcceptable, find_one
 from hounsfield.web.dicomweb.rendered import Renderer
+from hounsfield.web.dicomweb.tenant import AtPartition
 
 DICOM = "application/dicom"
 
@@ -51,18 +51,18 @@ def render_request(params: Any, media_type: str) -> RenderRequest:
 
 def router(archive: Archive) -> APIRouter:
     """The WADO-URI route (at /dicomweb/wado and at the DICOMweb root)."""
-    api = APIRouter(route_class=DicomwebRoute)
+    api = APIRouter()
     renderer = Renderer(archive)
 
-    async def wado(request: Request) -> Response:
+    def wado(request: Request, partition: AtPartition) -> Response:
         params = request.query_params
         if params.get("requestType") != "WADO":
             raise BadRequest("WADO-URI needs requestType=WADO")
         missing = [k for k in ("studyUID", "seriesUID", "objectUID") if not params.get(k)]
         if missing:
             raise BadRequest(f"WADO-URI needs {', '.join(missing)}")
-        located = await run_in_threadpool(
-            find_one, archive, params["studyUID"], params["seriesUID"], params["objectUID"]
+        located = find_one(
+            archive, partition, params["studyUID"], params["seriesUID"], params["objectUID"]
         )
         kinds = [
             c.split(";")[0].strip() for c in params.get("contentType", "image/jpeg").split(",")
@@ -77,13 +77,13 @@ def router(archive: Archive) -> APIRouter:
                         media_type=DICOM,
                         headers={"Content-Length": str(located.size)},
                     )
-                body = await run_in_threadpool(transcode, located.path, target)
+                body = transcode(located.path, target)
                 return Response(body, media_type=DICOM)
             if kind in MEDIA_TYPES or kind in ("*/*", "image/*"):
                 media = kind if kind in MEDIA_TYPES else MEDIA_TYPES[0]
                 wanted_render = render_request(params, media)
                 frame = _number(params, "frameNumber", int) or 1
-                data, how = await run_in_threadpool(renderer.one, located, frame, wanted_render)
+                data, how = renderer.one(located, frame, wanted_render)
                 return Response(data, media_type=media, headers={"X-Rendered-By": how})
         raise NotAcceptable(f"contentType {params.get('contentType')!r} is not served")
 

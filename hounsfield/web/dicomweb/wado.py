@@ -8,23 +8,23 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydicom.uid import ExplicitVRLittleEndian
-from starlette.concurrency import run_in_threadpool
 
 from hounsfield.archive import metadata
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located
+from hounsfield.catalog.partitions import Partition
 from hounsfield.errors import NotFound
 from hounsfield.imaging.transcode import choose, transcode
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.accept import MediaRange, parse_accept
 from hounsfield.web.dicomweb.common import (
     DICOM_JSON,
-    DicomwebRoute,
     NotAcceptable,
     base_url,
     find_objects,
     uids,
 )
+from hounsfield.web.dicomweb.tenant import AtPartition
 
 log = logging.getLogger(__name__)
 DICOM = "application/dicom"
@@ -76,11 +76,17 @@ def retrieve_response(found: list[Located], accept: str | None) -> StreamingResp
 
 
 def metadata_body(
-    archive: Archive, study: str, series: str | None, sop: str | None, base: str
+    archive: Archive,
+    partition: Partition,
+    study: str,
+    series: str | None,
+    sop: str | None,
+    base: str,
 ) -> bytes:
-    """The DICOM JSON metadata of a study, series or instance from the study document."""
+    """The DICOM JSON metadata of a study, series or instance from the study document;
+    bulk data URIs point under `base`, the partition's DICOMweb root."""
     study, series, sop = uids(study, series, sop)
-    lines = metadata.load(archive, study).select(series, sop)
+    lines = metadata.load(archive, study, partition=partition).select(series, sop)
     if not lines:
         raise NotFound(f"nothing stored under {'/'.join(u for u in (study, series, sop) if u)}")
     body = b"[" + b",".join(lines) + b"]"
@@ -89,46 +95,59 @@ def metadata_body(
 
 def router(archive: Archive) -> APIRouter:
     """The WADO-RS retrieve and metadata routes."""
-    api = APIRouter(route_class=DicomwebRoute)
+    api = APIRouter()
+    instance = "/studies/{study}/series/{series}/instances/{sop}"
 
-    async def retrieve(
-        request: Request, study: str, series: str | None = None, sop: str | None = None
+    def retrieve(
+        request: Request,
+        partition: Partition,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
     ) -> Response:
-        found = await run_in_threadpool(find_objects, archive, study, series, sop)
+        found = find_objects(archive, partition, study, series, sop)
         return retrieve_response(found, request.headers.get("accept"))
 
-    async def meta(
-        request: Request, study: str, series: str | None = None, sop: str | None = None
+    def meta(
+        request: Request,
+        partition: Partition,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
     ) -> Response:
         _check_json(request.headers.get("accept"))
-        body = await run_in_threadpool(
-            metadata_body, archive, study, series, sop, base_url(request)
-        )
+        body = metadata_body(archive, partition, study, series, sop, base_url(request))
         return Response(body, media_type=DICOM_JSON)
 
     @api.get("/studies/{study}")
-    async def get_study(request: Request, study: str) -> Response:
-        return await retrieve(request, study)
+    def get_study(request: Request, partition: AtPartition, study: str) -> Response:
+        return retrieve(request, partition, study)
 
     @api.get("/studies/{study}/series/{series}")
-    async def get_series(request: Request, study: str, series: str) -> Response:
-        return await retrieve(request, study, series)
+    def get_series(request: Request, partition: AtPartition, study: str, series: str) -> Response:
+        return retrieve(request, partition, study, series)
 
-    @api.get("/studies/{study}/series/{series}/instances/{sop}")
-    async def get_instance(request: Request, study: str, series: str, sop: str) -> Response:
-        return await retrieve(request, study, series, sop)
+    @api.get(instance)
+    def get_instance(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str
+    ) -> Response:
+        return retrieve(request, partition, study, series, sop)
 
     @api.get("/studies/{study}/metadata")
-    async def study_metadata(request: Request, study: str) -> Response:
-        return await meta(request, study)
+    def study_metadata(request: Request, partition: AtPartition, study: str) -> Response:
+        return meta(request, partition, study)
 
     @api.get("/studies/{study}/series/{series}/metadata")
-    async def series_metadata(request: Request, study: str, series: str) -> Response:
-        return await meta(request, study, series)
+    def series_metadata(
+        request: Request, partition: AtPartition, study: str, series: str
+    ) -> Response:
+        return meta(request, partition, study, series)
 
-    @api.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
-    async def instance_metadata(request: Request, study: str, series: str, sop: str) -> Response:
-        return await meta(request, study, series, sop)
+    @api.get(instance + "/metadata")
+    def instance_metadata(
+        request: Request, partition: AtPartition, study: str, series: str, sop: str
+    ) -> Response:
+        return meta(request, partition, study, series, sop)
 
     return api
 

@@ -1,0 +1,245 @@
+"""Index rows for one stored object: patient, study, series, instance and file.
+
+The statements are built once; the rows of the study and series an object belongs to are
+usually cached (ParentCache), so a typical object costs one insert of each of its own rows
+and two counter updates.
+
+A study belongs to the patient of the first object stored in it. A patient is one Patient ID
+and issuer; objects without a Patient ID are told apart by name and birth date (match_key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from sqlalchemy import Connection, String, bindparam, delete, select, update
+
+from hounsfield.catalog.joins import INSTANCE_FILES
+from hounsfield.catalog.parse import normalize_date, normalize_time, text
+from hounsfield.catalog.unindex import refresh_modalities
+from hounsfield.db.tables import file, filesystem, instance, patient, series, study
+from hounsfield.db.upsert import get_or_insert
+
+FIND_EXISTING = (
+    select(instance.c.pk, filesystem.c.path, file.c.path)
+    .select_from(INSTANCE_FILES)
+    .where(instance.c.sop_iuid == bindparam("b_sop"), study.c.partition_pk == bindparam("b_part"))
+    .limit(1)
+)
+_FIND_STUDY = select(study.c.pk, study.c.patient_pk).where(
+    study.c.partition_pk == bindparam("b_part"), study.c.study_iuid == bindparam("b_study")
+)
+_STUDY_PATIENT = select(study.c.patient_pk).where(study.c.pk == bindparam("b_study_pk"))
+_INSERT_INSTANCE = instance.insert().returning(instance.c.pk)
+_INSERT_FILE = file.insert()
+_BUMP_SERIES = (
+    update(series)
+    .where(series.c.pk == bindparam("b_series"))
+    .values(num_instances=series.c.num_instances + 1)
+)
+_BUMP_STUDY = (
+    update(study)
+    .where(study.c.pk == bindparam("b_study"))
+    .values(
+        num_instances=study.c.num_instances + 1,
+        num_series=study.c.num_series + bindparam("b_new_series"),
+        size_bytes=study.c.size_bytes + bindparam("b_size"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_BUMP_PATIENT = (
+    update(patient)
+    .where(patient.c.pk == bindparam("b_patient"))
+    .values(num_studies=patient.c.num_studies + 1)
+)
+
+
+@dataclass(frozen=True)
+class Existing:
+    """An object already indexed under the same SOP Instance UID."""
+
+    instance_pk: int
+    path: Path
+
+
+def find_existing(conn: Connection, partition_pk: int, sop_instance: str) -> Existing | None:
+    """The indexed object with this SOP Instance UID in the partition, if any."""
+    row = conn.execute(FIND_EXISTING, {"b_sop": sop_instance, "b_part": partition_pk}).first()
+    return None if row is None else Existing(instance_pk=row[0], path=Path(row[1]) / row[2])
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Where and how an object was written."""
+
+    filesystem_pk: int
+    path: str
+    transfer_syntax: str
+    size: int
+    checksum: str
+
+
+def index_object(
+    conn: Connection,
+    ds: Dataset,
+    partition_pk: int,
+    stored: StoredFile,
+    header: bytes,
+    calling_ae: str,
+    parents: tuple[int, int, int] | None,
+) -> tuple[int, int, int]:
+    """Insert the object's rows; return its (patient, study, series) pks for the cache."""
+    now = datetime.now(UTC)
+    new_study = new_series = False
+    if parents is None:
+        patient_pk, study_pk, series_pk, new_study, new_series = _parents(
+            conn, ds, partition_pk, now
+        )
+    else:
+        patient_pk, study_pk, series_pk = parents
+    instance_pk = conn.scalar(
+        _INSERT_INSTANCE,
+        {
+            "series_pk": series_pk,
+            "sop_iuid": text(ds, "SOPInstanceUID"),
+            "sop_cuid": text(ds, "SOPClassUID"),
+            "instance_number": _cut(instance, "instance_number", text(ds, "InstanceNumber")),
+            "number_of_frames": _frames(ds),
+            "received_at": now,
+            "calling_ae": calling_ae[:16],
+            "header": header,
+        },
+    )
+    conn.execute(
+        _INSERT_FILE,
+        {
+            "instance_pk": instance_pk,
+            "filesystem_pk": stored.filesystem_pk,
+            "path": stored.path,
+            "size": stored.size,
+            "transfer_syntax": stored.transfer_syntax,
+            "checksum": stored.checksum,
+            "created_at": now,
+        },
+    )
+    conn.execute(_BUMP_SERIES, {"b_series": series_pk})
+    conn.execute(
+        _BUMP_STUDY,
+        {"b_study": study_pk, "b_new_series": int(new_series), "b_size": stored.size, "b_now": now},
+    )
+    if new_series:
+        refresh_modalities(conn, study_pk)
+    if new_study:
+        conn.execute(_BUMP_PATIENT, {"b_patient": patient_pk})
+    return patient_pk, study_pk, series_pk
+
+
+def match_key(patient_id: str, name: str, birth_date: str) -> str:
+    """What tells apart patients without a Patient ID: "" when there is an ID."""
+    return "" if patient_id else f"{birth_date}|{name}"
+
+
+def _parents(
+    conn: Connection, ds: Dataset, partition_pk: int, now: datetime
+) -> tuple[int, int, int, bool, bool]:
+    """The patient, study and series rows of an object (inserted when new), and which are new.
+
+    An object joining a stored study goes to the study's patient, whatever its own attributes."""
+    study_uid = text(ds, "StudyInstanceUID")
+    found = conn.execute(_FIND_STUDY, {"b_part": partition_pk, "b_study": study_uid}).first()
+    new_study = False
+    if found is not None:
+        study_pk, patient_pk = found
+    else:
+        patient_pk, new_patient = _patient(conn, ds, partition_pk)
+        study_pk, new_study = _study(conn, ds, partition_pk, study_uid, patient_pk, now)
+        if not new_study:  # another writer inserted the study meanwhile
+            owner = conn.execute(_STUDY_PATIENT, {"b_study_pk": study_pk}).scalar_one()
+            if new_patient and owner != patient_pk:  # drop the patient row made for nothing
+                conn.execute(delete(patient).where(patient.c.pk == patient_pk))
+            patient_pk = owner
+    series_pk, new_series = get_or_insert(
+        conn,
+        series,
+        {"study_pk": study_pk, "series_iuid": text(ds, "SeriesInstanceUID")},
+        _values(
+            series,
+            modality=text(ds, "Modality"),
+            series_number=text(ds, "SeriesNumber"),
+            description=text(ds, "SeriesDescription"),
+            body_part=text(ds, "BodyPartExamined"),
+            series_date=normalize_date(text(ds, "SeriesDate")),
+            series_time=normalize_time(text(ds, "SeriesTime")),
+        )
+        | {"num_instances": 0},
+    )
+    return patient_pk, study_pk, series_pk, new_study, new_series
+
+
+def _patient(conn: Connection, ds: Dataset, partition_pk: int) -> tuple[int, bool]:
+    """The patient row of an object that starts a study (inserted if new), and if it is new."""
+    keys = _values(
+        patient,
+        partition_pk=partition_pk,
+        patient_id=text(ds, "PatientID"),
+        issuer=text(ds, "IssuerOfPatientID"),
+    )
+    demographics = _values(
+        patient,
+        patient_name=text(ds, "PatientName"),
+        birth_date=text(ds, "PatientBirthDate"),
+        sex=text(ds, "PatientSex"),
+    )
+    name, birth_date = demographics["patient_name"], demographics["birth_date"]
+    keys["match_key"] = match_key(keys["patient_id"], name, birth_date)
+    values = demographics | _values(patient, name_key=name.upper()) | {"num_studies": 0}
+    return get_or_insert(conn, patient, keys, values)
+
+
+def _study(
+    conn: Connection, ds: Dataset, partition_pk: int, study_uid: str, patient_pk: int, now: datetime
+) -> tuple[int, bool]:
+    referring = text(ds, "ReferringPhysicianName")
+    return get_or_insert(
+        conn,
+        study,
+        {"partition_pk": partition_pk, "study_iuid": study_uid},
+        _values(
+            study,
+            study_date=normalize_date(text(ds, "StudyDate")),
+            study_time=normalize_time(text(ds, "StudyTime")),
+            accession_number=text(ds, "AccessionNumber"),
+            study_id=text(ds, "StudyID"),
+            description=text(ds, "StudyDescription"),
+            referring_physician=referring,
+            referring_key=referring.upper(),
+        )
+        | {
+            "patient_pk": patient_pk,
+            "created_at": now,
+            "updated_at": now,
+            "num_series": 0,
+            "num_instances": 0,
+            "size_bytes": 0,
+        },
+    )
+
+
+def _cut(table: Any, column: str, value: str) -> str:
+    kind = table.c[column].type
+    return value[: kind.length] if isinstance(kind, String) and kind.length else value
+
+
+def _values(table: Any, **values: Any) -> dict[str, Any]:
+    return {k: _cut(table, k, v) if isinstance(v, str) else v for k, v in values.items()}
+
+
+def _frames(ds: Dataset) -> int | None:
+    try:
+        value = ds.get("NumberOfFrames")
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

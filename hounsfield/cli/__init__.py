@@ -1,0 +1,62 @@
+"""The `hounsfield` command: the typer app, its settings callback and every command group."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hounsfield.cli import (
+    alerts,
+    db,
+    devices,
+    filesystems,
+    imports,
+    metadata,
+    output,
+    partitions,
+    queue,
+    rules,
+    serve,
+    services,
+    status,
+)
+from hounsfield.settings import load_settings
+
+app = typer.Typer(help="Hounsfield DICOM archive.", no_args_is_help=True)
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML settings file.", exists=True)
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Load settings once for every command."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    output.use_settings(load_settings(config))
+
+
+app.command("serve")(serve.serve)
+app.command("import")(imports.import_)
+app.command("status")(status.status)
+app.command("echo")(devices.echo)
+for _group, _name in (
+    (db.app, "db"),
+    (devices.app, "device"),
+    (partitions.app, "partition"),
+    (metadata.app, "metadata"),
+    (alerts.app, "alerts"),
+    (queue.app, "queue"),
+    (filesystems.app, "filesystem"),
+    (rules.app, "rule"),
+    (services.app, "services"),
+):
+    app.add_typer(_group, name=_name)

@@ -1,0 +1,123 @@
+"""`hounsfield partition`: add, list, change and remove partitions (tenants with own AE titles)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from hounsfield.catalog import partitions as rows
+from hounsfield.cli.output import JsonOpt, archive, console, print_json, rows_table
+from hounsfield.db import engine as db
+
+app = typer.Typer(help="Partitions: own AE title, port and policies.", no_args_is_help=True)
+_DEFAULT = "default"
+
+PortOpt = Annotated[int | None, typer.Option(help="The partition's own DIMSE port.")]
+DescOpt = Annotated[str | None, typer.Option(help="Free text.")]
+DupOpt = Annotated[
+    str | None,
+    typer.Option(help="keep, overwrite or reject; 'default' follows the node's setting."),
+]
+CallerOpt = Annotated[
+    str | None, typer.Option(help="any or known; 'default' follows the node's setting.")
+]
+AcceptOpt = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated AE or AE@host allowed to call; '' lets anyone."),
+]
+
+
+def _policy(value: str | None) -> str | None:
+    """A policy option: None for 'default' (follow the node), otherwise as given."""
+    return None if value is None or value.strip().lower() == _DEFAULT else value.strip()
+
+
+def _accept(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
+
+
+@app.command("add")
+def partition_add(
+    ae_title: str,
+    port: PortOpt = None,
+    description: DescOpt = None,
+    duplicate_policy: DupOpt = None,
+    caller_policy: CallerOpt = None,
+    accept_from: AcceptOpt = None,
+) -> None:
+    """Add a partition answering to AE_TITLE."""
+    with archive() as opened, db.write(opened.engine) as conn:
+        rows.add(
+            conn,
+            ae_title,
+            port=port,
+            description=description or "",
+            duplicate_policy=_policy(duplicate_policy),
+            caller_policy=_policy(caller_policy),
+            accept_from=_accept(accept_from) if accept_from is not None else None,
+        )
+    console.print(f"added partition {ae_title.strip()}", markup=False)
+
+
+@app.command("set")
+def partition_set(
+    ae_title: str,
+    port: PortOpt = None,
+    no_port: Annotated[bool, typer.Option("--no-port", help="Drop the own port.")] = False,
+    description: DescOpt = None,
+    duplicate_policy: DupOpt = None,
+    caller_policy: CallerOpt = None,
+    accept_from: AcceptOpt = None,
+) -> None:
+    """Change some of a partition's settings; options not given stay as they are."""
+    fields: dict[str, Any] = {}
+    if port is not None or no_port:
+        fields["port"] = None if no_port else port
+    if description is not None:
+        fields["description"] = description
+    if duplicate_policy is not None:
+        fields["duplicate_policy"] = _policy(duplicate_policy)
+    if caller_policy is not None:
+        fields["caller_policy"] = _policy(caller_policy)
+    if accept_from is not None:
+        fields["accept_from"] = _accept(accept_from)
+    with archive() as opened, db.write(opened.engine) as conn:
+        rows.change(conn, ae_title, **fields)
+    console.print(f"updated partition {ae_title.strip()}", markup=False)
+
+
+@app.command("remove")
+def partition_remove(ae_title: str) -> None:
+    """Remove a partition that holds no studies (never the node's default one)."""
+    with archive() as opened, db.write(opened.engine) as conn:
+        rows.remove(conn, ae_title, opened.default_partition)
+    console.print(f"removed partition {ae_title.strip()}", markup=False)
+
+
+@app.command("list")
+def partition_list(as_json: JsonOpt = False) -> None:
+    """Every partition with its port and policies ('(node)': follows the node's setting)."""
+    with archive() as opened, db.read(opened.engine) as conn:
+        found = rows.load_all(conn, opened.settings)
+    if as_json:
+        print_json(p.to_dict() for p in found)
+        return
+    rows_table(
+        ("AE title", "port", "duplicates", "callers", "accept from", "description"),
+        (
+            (
+                p.ae_title,
+                str(p.port) if p.port is not None else "-",
+                _shown(p.duplicate_policy, p.own_duplicate_policy),
+                _shown(p.caller_policy, p.own_caller_policy),
+                ", ".join(p.accept_from) or "anyone",
+                p.description or "-",
+            )
+            for p in found
+        ),
+    )
+
+
+def _shown(effective: str, own: str | None) -> str:
+    return f"{effective} (node)" if own is None else effective

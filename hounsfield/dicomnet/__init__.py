@@ -1,0 +1,1 @@
+"""The only code that touches pynetdicom internals: fast paths, connection hand-off, SCU."""

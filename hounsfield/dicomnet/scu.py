@@ -1,0 +1,216 @@
+"""The one way out: associations this node opens to peers, and what it asks of them.
+
+    with associate(peer, settings, storage_contexts(pairs)) as link:
+        status = link.store(stored, convert=to_little_endian)
+
+C-STOREs send stored files as they are on disk (`rawsend` must be installed: the node's
+bootstrap does it); an object whose stored syntax the peer refused is decoded (little endian
+syntaxes here; anything else by the caller's `convert`) and sent in a little endian one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from hounsfield.dicomnet import connect, rawsend
+from hounsfield.dicomnet.contexts import LITTLE_ENDIAN
+from hounsfield.dicomnet.incoming import StoreHandler, refuse_store, store_handler
+from hounsfield.dicomnet.peer import Peer, Timeouts
+from hounsfield.dicomnet.responses import FindStream, RetrieveStream
+from hounsfield.errors import (
+    AssociationAborted,
+    ContextNotAccepted,
+    PeerError,
+    PeerTimeout,
+)
+from hounsfield.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FIND = str(StudyRootQueryRetrieveInformationModelFind)
+MOVE = str(StudyRootQueryRetrieveInformationModelMove)
+GET = str(StudyRootQueryRetrieveInformationModelGet)
+VERIFICATION = str(Verification)
+PROCESSING_FAILURE = 0x0110
+
+Converter = Callable[[Path], Dataset]
+"""Decodes a stored file into an uncompressed little endian dataset."""
+
+
+class Stored(Protocol):
+    """A stored object to send (the archive's `Located` is one)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def sop_class(self) -> str: ...
+    @property
+    def sop_instance(self) -> str: ...
+    @property
+    def transfer_syntax(self) -> str: ...
+
+
+class PeerAssociation:
+    """An established association to a peer. As a context manager it releases at the end
+    (cancelling an unfinished request first), or aborts when the block raised."""
+
+    def __init__(self, assoc: Association, peer: Peer, timeouts: Timeouts) -> None:
+        self.assoc, self.peer, self.timeouts = assoc, peer, timeouts
+        self._ids = itertools.count(1)
+        self._open: FindStream | RetrieveStream | None = None
+
+    def __enter__(self) -> PeerAssociation:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None or issubclass(kind, GeneratorExit):  # a generator closed early
+            self.release()
+        else:
+            self.abort()
+
+    def release(self) -> None:
+        """Finish (cancel) an unfinished request, then release the association."""
+        if self._open is not None and not self._open.finished and self.assoc.is_established:
+            try:
+                self._open.cancel()
+            except PeerError as exc:
+                log.warning("%s: %s", self.peer, exc)
+        if self.assoc.is_established:
+            self.assoc.release()
+
+    def abort(self) -> None:
+        """Abort the association (A-ABORT) if it is still up."""
+        if self.assoc.is_established:
+            self.assoc.abort()
+
+    def accepted(self, sop_class: str) -> set[str]:
+        """The transfer syntaxes the peer accepted for sending it `sop_class`."""
+        return {
+            str(cx.transfer_syntax[0])
+            for cx in self.assoc.accepted_contexts
+            if cx.abstract_syntax == sop_class and cx.as_scu
+        }
+
+    def failure(self, doing: str) -> PeerError:
+        """The error for a request that got no (valid) final response."""
+        if connect.timed_out(self.assoc):
+            return PeerTimeout(
+                f"{self.peer}: no {doing} response within {self.timeouts.dimse:g} s", "DIMSE"
+            )
+        return AssociationAborted(f"{self.peer}: association ended during {doing}")
+
+    def send_cancel(self, msg_id: int, model: str) -> None:
+        """Send a C-CANCEL for the request `msg_id`."""
+        if not self.assoc.is_established:
+            raise AssociationAborted(f"{self.peer}: association no longer open for C-CANCEL")
+        self.assoc.send_c_cancel(msg_id, query_model=model)
+
+    def _ready(self, doing: str) -> int:
+        if self._open is not None and not self._open.finished:
+            self._open.cancel()
+        if not self.assoc.is_established:
+            raise AssociationAborted(f"{self.peer}: association no longer open for {doing}")
+        return next(self._ids)
+
+    def echo(self) -> int:
+        """C-ECHO; the peer's status."""
+        status = self.assoc.send_c_echo(msg_id=self._ready("C-ECHO"))
+        if "Status" not in status:
+            raise self.failure("C-ECHO")
+        return int(status.Status)
+
+    def find(self, query: Dataset, model: str = FIND) -> FindStream:
+        """C-FIND; the matches as they arrive. Closing the stream (or leaving its `with`
+        block, or starting another request) before the end sends C-CANCEL."""
+        msg_id = self._ready("C-FIND")
+        stream = FindStream(
+            self, self.assoc.send_c_find(query, model, msg_id=msg_id), msg_id, model
+        )
+        self._open = stream
+        return stream
+
+    def move(self, query: Dataset, destination: str, model: str = MOVE) -> RetrieveStream:
+        """C-MOVE to `destination`; its progress, then `result` (see RetrieveStream)."""
+        msg_id = self._ready("C-MOVE")
+        responses = self.assoc.send_c_move(query, destination, model, msg_id=msg_id)
+        stream = RetrieveStream(self, responses, msg_id, model, doing="C-MOVE")
+        self._open = stream
+        return stream
+
+    def get(self, query: Dataset, on_store: StoreHandler, model: str = GET) -> RetrieveStream:
+        """C-GET; each object that comes back goes to `on_store` while the stream is read.
+        The association must have been opened with `retrieve_contexts` for C-GET."""
+        msg_id = self._ready("C-GET")
+        handler = store_handler(on_store)
+        self.assoc.bind(evt.EVT_C_STORE, handler)  # replaces the previous one
+        responses = self.assoc.send_c_get(query, model, msg_id=msg_id)
+        stream = RetrieveStream(self, responses, msg_id, model, doing="C-GET")
+        self._open = stream
+        return stream
+
+    def store(self, obj: Stored, *, convert: Converter | None = None) -> int:
+        """C-STORE of a stored object; the peer's status. Sent from its file when the peer
+        accepted its stored syntax; otherwise decoded and sent in a little endian syntax
+        (`convert` decodes what is not little endian; ContextNotAccepted without it)."""
+        msg_id = self._ready("C-STORE")
+        accepted = self.accepted(obj.sop_class)
+        payload: Dataset
+        if obj.transfer_syntax in accepted:
+            if not getattr(Association.send_c_store, "_sends_stored_files", False):
+                raise RuntimeError("hounsfield.dicomnet.install.install() was not called")
+            payload = rawsend.StoredFile(obj.path, obj.sop_class, obj.sop_instance)
+        else:
+            payload = self._converted(obj, accepted, convert)
+        status = self.assoc.send_c_store(payload, msg_id=msg_id)
+        if "Status" not in status:
+            raise self.failure("C-STORE")
+        return int(status.Status)
+
+    def _converted(self, obj: Stored, accepted: set[str], convert: Converter | None) -> Dataset:
+        if not accepted & set(LITTLE_ENDIAN):
+            raise ContextNotAccepted(
+                f"{self.peer} accepts {', '.join(sorted(accepted)) or 'nothing'} for "
+                f"{obj.sop_class}; {obj.sop_instance} is stored as {obj.transfer_syntax}"
+            )
+        if obj.transfer_syntax in LITTLE_ENDIAN:
+            return dcmread(obj.path)  # pynetdicom re-encodes between the two
+        if convert is None:
+            raise ContextNotAccepted(
+                f"{self.peer} does not accept {obj.transfer_syntax} for {obj.sop_class} "
+                f"and no converter was given for {obj.sop_instance}"
+            )
+        return convert(obj.path)
+
+
+def associate(
+    peer: Peer,
+    settings: Settings,
+    contexts: Sequence[PresentationContext],
+    *,
+    ext_neg: Sequence[Any] = (),
+) -> PeerAssociation:
+    """An established association to `peer` (our AE title, PDU size and timeouts from
+    `settings`, the peer's own timeouts first), or a PeerError saying why not."""
+    assoc, timeouts = connect.request(
+        peer, settings, contexts, ext_neg=ext_neg, handlers=[(evt.EVT_C_STORE, refuse_store)]
+    )
+    return PeerAssociation(assoc, peer, timeouts)

@@ -1,0 +1,1 @@
+"""Lifecycle operations on stored studies: migrate, compress, archive copy, reinventory."""

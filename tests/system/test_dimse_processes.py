@@ -1,0 +1,203 @@
+"""Several DIMSE processes behind one listener: shared load, merged metrics, losing one."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing import Array
+from pathlib import Path
+
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+from sqlalchemy import create_engine, func, select
+
+from hounsfield.db.tables import instance
+from hounsfield.dicomnet.handoff import LoadBoard, shares_of
+from hounsfield.metrics import NODE_REGISTRY, add_snapshot_source, snapshot
+from tests.dcmtk import run
+from tests.livenode import Node, cli, node_env
+from tests.synth import instance as make_instance
+from tests.synth import write_part10
+
+
+def test_the_association_limit_is_split_over_the_processes() -> None:
+    assert shares_of(32, 2) == [16, 16]
+    assert shares_of(5, 2) == [3, 2]
+    assert shares_of(1, 3) == [1, 1, 1]  # every process can take at least one
+
+
+def test_new_connections_go_where_there_is_most_room() -> None:
+    board = LoadBoard(Array("i", 3), [2, 2, 1])
+    alive = [True, True, True]
+    assert board.choose(alive) == 1  # all idle: an extra process before the listener
+    board.add(1, 1)
+    assert board.choose(alive) == 0  # most room
+    board.add(0, 1)
+    assert board.choose(alive) == 2  # one place each: the idle one
+    assert board.choose([True, True, False]) == 1  # 2 is gone
+    board.add(2, 1)
+    board.add(1, 1)
+    assert board.choose(alive) == 0
+    board.add(0, 1)
+    assert board.choose(alive) in {0, 1, 2}  # all full: one of them rejects
+    assert board.choose([False, False, False]) == 0
+
+
+def test_metrics_of_other_processes_are_added_to_the_listeners() -> None:
+    def child() -> list[list[tuple[str, str, list[tuple[str, str]], float]]]:
+        return [
+            [
+                ("hounsfield_instances_sent", "hounsfield_instances_sent_total", [], 0.0),
+                (
+                    "hounsfield_failures",
+                    "hounsfield_failures_total",
+                    [("operation", "c_store"), ("reason", "test-only-reason")],
+                    3.0,
+                ),
+            ]
+        ]
+
+    before = {(r[1], tuple(r[2])): r[3] for r in snapshot()}
+    add_snapshot_source(child)
+    merged = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in NODE_REGISTRY.collect()
+        for s in family.samples
+    }
+    key = ("hounsfield_failures_total", (("operation", "c_store"), ("reason", "test-only-reason")))
+    assert merged[key] == before.get(key, 0.0) + 3.0
+
+
+def _http(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as rsp:
+        return str(rsp.read().decode())
+
+
+def _children(pid: int) -> list[int]:
+    """The DIMSE processes of a node (spawned children, not multiprocessing's tracker)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    found = []
+    for child in out.split():
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+            found.append(int(child))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
+    except (OSError, IndexError):
+        return True
+    return "zombie" in state
+
+
+def _store(port: int, files: list[Path]) -> int:
+    return run(
+        "storescu", "-aec", "HOUNSFIELD", "127.0.0.1", str(port), *map(str, files)
+    ).returncode
+
+
+def _count(url: str) -> int:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(instance)) or 0)
+    finally:
+        engine.dispose()
+
+
+def _opened_per_process(http: int) -> dict[str, float]:
+    text = _http(http, "/metrics")
+    found = re.findall(
+        r'hounsfield_associations_total\{event="opened",process="(\d+)"\} (\S+)', text
+    )
+    return {process: float(value) for process, value in found}
+
+
+def test_two_processes_share_parallel_stores_and_survive_losing_one(
+    tmp_path: Path, database_url: str
+) -> None:
+    sqlite = database_url.startswith("sqlite")
+    url = database_url if not sqlite else f"sqlite:///{tmp_path / 'data' / 'hounsfield.db'}"
+    env = node_env(tmp_path / "data", url, HOUNSFIELD_DIMSE_PROCESSES="2")
+    assert cli(env, "db", "upgrade").returncode == 0
+    batches = [
+        [write_part10(make_instance(), tmp_path / f"b{b}-{i}.dcm") for i in range(15)]
+        for b in range(4)
+    ]
+    node = Node(env, tmp_path / "serve.log")
+    try:
+        (child,) = _children(node.proc.pid)
+        # An association held open (by the extra process) makes the next connection go to the
+        # listener, whatever the timing of the parallel stores; it is still open when that
+        # process is killed.
+        ae = AE("HOLDER")
+        ae.add_requested_context(Verification)
+        held = ae.associate("127.0.0.1", node.dimse_port, ae_title="HOUNSFIELD")
+        assert held.is_established
+        with ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(lambda b: _store(node.dimse_port, b), batches))
+        assert codes == [0, 0, 0, 0]
+        assert _count(url) == 60
+        deadline = time.monotonic() + 5
+        while len(opened := _opened_per_process(node.http_port)) < 2:
+            assert time.monotonic() < deadline, f"one process served everything: {opened}"
+            time.sleep(0.1)
+        assert opened["0"] >= 1 and opened["1"] >= 1
+
+        os.kill(child, signal.SIGKILL)  # stores go on; another process replaces it
+        more = [write_part10(make_instance(), tmp_path / f"after-{i}.dcm") for i in range(3)]
+        for one in more:
+            assert _store(node.dimse_port, [one]) == 0
+        assert _count(url) == 63
+        deadline = time.monotonic() + 30
+        while not (replaced := [c for c in _children(node.proc.pid) if c != child]):
+            assert time.monotonic() < deadline, "the dead DIMSE process was not replaced"
+            time.sleep(0.1)
+        assert _gone(child)
+        held.abort()
+        # its last report said one association was open: not counted; its counters are kept
+        text = _http(node.http_port, "/metrics")
+        active = re.search(r"^hounsfield_active_associations (\S+)", text, re.M)
+        assert active and float(active.group(1)) == 0
+        before = _opened_per_process(node.http_port)["1"]
+        assert before >= opened["1"]
+        # once ready, the replacement takes connections (an idle node hands a lone one to
+        # process 1)
+        deadline = time.monotonic() + 30
+        while _opened_per_process(node.http_port)["1"] < before + 1:
+            assert time.monotonic() < deadline, "the replacement took no connection"
+            again = ae.associate("127.0.0.1", node.dimse_port, ae_title="HOUNSFIELD")
+            assert again.is_established
+            again.release()
+            time.sleep(0.3)
+        assert len(replaced) == 1
+    finally:
+        node.signal(signal.SIGTERM)
+        assert node.wait() == 0
+    assert not _children(node.proc.pid)
+
+
+def test_processes_finish_and_exit_with_the_listener(tmp_path: Path, database_url: str) -> None:
+    sqlite = database_url.startswith("sqlite")
+    url = database_url if not sqlite else f"sqlite:///{tmp_path / 'data' / 'hounsfield.db'}"
+    env = node_env(tmp_path / "data", url, HOUNSFIELD_DIMSE_PROCESSES="3")
+    assert cli(env, "db", "upgrade").returncode == 0
+    node = Node(env, tmp_path / "serve.log")
+    children = _children(node.proc.pid)
+    assert len(children) == 2
+    node.signal(signal.SIGKILL)  # the listener dies without a word
+    node.wait()
+    deadline = time.monotonic() + 15
+    while not all(_gone(c) for c in children):
+        assert time.monotonic() < deadline, "DIMSE processes outlived their listener"
+        time.sleep(0.1)
