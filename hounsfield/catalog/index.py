@@ -2,10 +2,7 @@
 
 The statements are built once; the rows of the study and series an object belongs to are
 usually cached (ParentCache), so a typical object costs one insert of each of its own rows
-and two counter updates.
-
-A study belongs to the patient of the first object stored in it. A patient is one Patient ID
-and issuer; objects without a Patient ID are told apart by name and birth date (match_key)."""
+and two counter updates."""
 
 from __future__ import annotations
 
@@ -138,7 +135,8 @@ def index_object(
 
 
 def match_key(patient_id: str, name: str, birth_date: str) -> str:
-    """What tells apart patients without a Patient ID: "" when there is an ID."""
+    """What tells apart patients without a Patient ID (one per name and birth date; a patient
+    with an ID is one per ID and issuer, and gets "")."""
     return "" if patient_id else f"{birth_date}|{name}"
 
 
