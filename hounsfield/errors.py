@@ -75,7 +75,7 @@ class PartitionNotEmpty(ArchiveError):
 
 
 class PeerError(ArchiveError):
-    """An association this node opened to a peer failed."""
+    """An association this node opened to a peer, or a request over it, failed."""
 
     dimse_status = 0xC000
     http_status = 502
@@ -115,6 +115,14 @@ class PeerTimeout(PeerError):
         self.phase = phase
 
 
+class PeerFailed(PeerError):
+    """The peer answered a request with a failure status (kept in `status`)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class TooManyContexts(ArchiveError):
     """What is to be sent needs more presentation contexts than one association carries."""
 
@@ -126,11 +134,3 @@ class ContextNotAccepted(ArchiveError):
 
     dimse_status = 0xA702
     http_status = 406
-
-
-class PeerFailed(PeerError):
-    """The peer answered a request with a failure status (kept in `status`)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status

@@ -3,7 +3,9 @@
 pynetdicom reports every failed association request the same way (an association that is
 not established) and logs the reason. Here the reason is told apart and raised: the TCP
 connect's own error (kept by a socket that remembers it), the A-ASSOCIATE-RJ's result,
-source and reason, an ACSE timeout (we aborted, the peer never answered) or the peer's abort.
+source and reason (also when pynetdicom left it unread because the peer closed the
+connection right after it), an ACSE timeout (no answer for the whole wait) or the peer's
+abort.
 
 While waiting for a DIMSE response, pynetdicom notices neither the peer's A-ABORT nor a
 closed connection until its DIMSE timeout ends; an association opened here looks at both
@@ -20,6 +22,7 @@ from typing import Any
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
@@ -97,6 +100,7 @@ def request(
             f"{len(contexts)} presentation contexts proposed to {peer}; at most {MAX_CONTEXTS}"
         )
     timeouts = Timeouts.of(peer, settings)
+    started = time.monotonic()
     ae = _RequestorAE(ae_title=settings.ae_title)
     ae.connection_timeout = timeouts.connect
     ae.acse_timeout = timeouts.association
@@ -116,13 +120,15 @@ def request(
     except OSError as exc:  # the host name does not resolve
         raise PeerUnreachable(f"{peer}: cannot resolve {peer.host!r}: {exc}") from exc
     if not assoc.is_established:
-        raise refusal(assoc, peer, timeouts, len(contexts))
+        raise refusal(assoc, peer, timeouts, len(contexts), time.monotonic() - started)
     _watch(assoc)
     return assoc, timeouts
 
 
-def refusal(assoc: Association, peer: Peer, timeouts: Timeouts, proposed: int) -> PeerError:
-    """Why an association request did not end established."""
+def refusal(
+    assoc: Association, peer: Peer, timeouts: Timeouts, proposed: int, waited: float
+) -> PeerError:
+    """Why an association request did not end established (`waited`: seconds it took)."""
     sock = assoc.dul.socket
     traced = getattr(sock, "traced", None)
     error = traced.connect_error if traced is not None else None
@@ -132,8 +138,13 @@ def refusal(assoc: Association, peer: Peer, timeouts: Timeouts, proposed: int) -
         return PeerUnreachable(f"{peer}: cannot connect: {error.strerror or error}")
     if traced is not None and not traced.connected and not sock.tls_args:
         return PeerUnreachable(f"{peer}: cannot connect")
-    answer = assoc.acceptor.primitive
-    if assoc.is_rejected and answer is not None:
+    # pynetdicom gives up without reading the answer when the peer closed the connection
+    # right after it (a reject, then close): the answer then waits, unread, in the queue.
+    unread = list(assoc.dul.to_user_queue.queue)
+    answer = assoc.acceptor.primitive or next(
+        (p for p in unread if isinstance(p, A_ASSOCIATE)), None
+    )
+    if answer is not None and answer.result in (1, 2):
         return AssociationRejected(
             f"{peer} rejected the association: result {answer.result} ({answer.result_str}), "
             f"source {answer.result_source} ({answer.source_str}), "
@@ -146,12 +157,13 @@ def refusal(assoc: Association, peer: Peer, timeouts: Timeouts, proposed: int) -
         return AssociationRejected(
             f"{peer} accepted none of the {proposed} proposed presentation contexts"
         )
-    if getattr(assoc, "_sent_abort", False):
+    aborted = assoc.is_aborted and not getattr(assoc, "_sent_abort", False)
+    if not aborted and not unread and waited >= timeouts.association * 0.9:
         return PeerTimeout(
             f"{peer}: no answer to the association request within {timeouts.association:g} s",
             "ACSE",
         )
-    return AssociationAborted(f"{peer} aborted the association request")
+    return AssociationAborted(f"{peer} aborted or closed the connection during the request")
 
 
 def ended(assoc: Association) -> bool:

@@ -1,7 +1,7 @@
 """The one way out: associations this node opens to peers, and what it asks of them.
 
     with associate(peer, settings, storage_contexts(pairs)) as link:
-        status = link.store(stored, convert=to_little_endian)
+        status = link.store(located, convert=to_little_endian)  # from archive.retrieve
 
 C-STOREs send stored files as they are on disk (`rawsend` must be installed: the node's
 bootstrap does it); an object whose stored syntax the peer refused is decoded (little endian
@@ -48,7 +48,6 @@ FIND = str(StudyRootQueryRetrieveInformationModelFind)
 MOVE = str(StudyRootQueryRetrieveInformationModelMove)
 GET = str(StudyRootQueryRetrieveInformationModelGet)
 VERIFICATION = str(Verification)
-PROCESSING_FAILURE = 0x0110
 
 Converter = Callable[[Path], Dataset]
 """Decodes a stored file into an uncompressed little endian dataset."""
@@ -158,7 +157,8 @@ class PeerAssociation:
 
     def get(self, query: Dataset, on_store: StoreHandler, model: str = GET) -> RetrieveStream:
         """C-GET; each object that comes back goes to `on_store` while the stream is read.
-        The association must have been opened with `retrieve_contexts` for C-GET."""
+        The association must have been opened with `contexts.get_contexts`' contexts and
+        role selections."""
         msg_id = self._ready("C-GET")
         handler = store_handler(on_store)
         self.assoc.bind(evt.EVT_C_STORE, handler)  # replaces the previous one
