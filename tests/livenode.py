@@ -39,7 +39,9 @@ def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
 class Node:
     """A `hounsfield serve` process."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, ae_title: str = "HOUNSFIELD") -> None:
+        """Start it and wait until it answers a C-ECHO to `ae_title` (its default partition:
+        other called AE titles are refused)."""
         self.env, self.log = env, log
         self.dimse_port = int(env["HOUNSFIELD_DIMSE_PORT"])
         self.http_port = int(env["HOUNSFIELD_HTTP_PORT"])
@@ -51,10 +53,7 @@ class Node:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited early:\n{log.read_text()}")
-            if (
-                run("echoscu", "-aec", "HOUNSFIELD", "127.0.0.1", str(self.dimse_port)).returncode
-                == 0
-            ):
+            if run("echoscu", "-aec", ae_title, "127.0.0.1", str(self.dimse_port)).returncode == 0:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"serve did not start:\n{log.read_text()}")

@@ -140,6 +140,7 @@ def _check(found: tuple[str, Path, str] | None, cuid: str) -> int | None:
 
 
 SUCCESS_EVENT, FAILURE_EVENT = 1, 2
+COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # the well-known SOP instance
 
 
 def report_dataset(transaction: str, result: Commitment) -> tuple[int, Dataset]:

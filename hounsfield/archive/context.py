@@ -42,25 +42,30 @@ class Archive:
         """The AE title of the node's default partition."""
         return self.settings.ae_title
 
-    def partitions(self) -> list[Partition]:
-        """Every partition, as recently read from the database."""
+    def _by_title(self) -> dict[str, Partition]:
+        """The partitions by AE title, as recently read from the database."""
         with self._lock:
             if time.monotonic() - self._loaded > PARTITIONS_TTL:
                 with db.read(self.engine) as conn:
                     rows = partitions.load_all(conn, self.settings)
                 self._partitions = {p.ae_title: p for p in rows}
                 self._loaded = time.monotonic()
-            return list(self._partitions.values())
+            return self._partitions
+
+    def partitions(self) -> list[Partition]:
+        """Every partition, as recently read from the database."""
+        return list(self._by_title().values())
 
     def partition(self, ae_title: str | None = None) -> Partition:
         """The partition answering to `ae_title` (the default partition for None or "")."""
         title = (ae_title or "").strip() or self.default_partition
-        for _ in range(2):
-            found = {p.ae_title: p for p in self.partitions()}.get(title)
-            if found is not None:
-                return found
+        found = self._by_title().get(title)
+        if found is None:
             self.forget_partitions()  # created a moment ago, elsewhere?
-        raise NotFound(f"no partition with AE title {title!r}")
+            found = self._by_title().get(title)
+        if found is None:
+            raise NotFound(f"no partition with AE title {title!r}")
+        return found
 
     def resolve(self, partition: Partition | str | None) -> Partition:
         """A verb's partition argument as a Partition (None: the default partition)."""

@@ -206,9 +206,8 @@ def _checked(
 def _check_port_free(conn: Connection, port: int | None, own_pk: int | None) -> None:
     if port is None:
         return
-    taken = conn.scalar(select(partition.c.ae_title).where(partition.c.port == port))
-    if taken is not None and (
-        own_pk is None
-        or conn.scalar(select(partition.c.pk).where(partition.c.port == port)) != own_pk
-    ):
-        raise InvalidDataset(f"port {port} is already the port of partition {taken}")
+    holder = conn.execute(
+        select(partition.c.pk, partition.c.ae_title).where(partition.c.port == port)
+    ).first()
+    if holder is not None and holder.pk != own_pk:
+        raise InvalidDataset(f"port {port} is already the port of partition {holder.ae_title}")

@@ -10,7 +10,6 @@ from hounsfield.archive.context import Archive
 from hounsfield.cli.output import JsonOpt, archive, console, fail, print_json, rows_table
 from hounsfield.errors import ArchiveError
 from hounsfield.sites.devices import Device, add_device, list_devices, remove_device
-from hounsfield.sites.devices import echo as echo_device
 
 app = typer.Typer(help="Remote DICOM devices.", no_args_is_help=True)
 TimeoutOpt = Annotated[
@@ -67,6 +66,8 @@ def echo(
 
 def _echo(opened: Archive, ae_title: str, timeout: float | None) -> None:
     """C-ECHO one device; on failure print the reason in red and exit 1."""
+    from hounsfield.sites.peers import echo as echo_device  # pynetdicom only when echoing
+
     try:
         result = echo_device(opened, ae_title, timeout=timeout)
     except ArchiveError as exc:

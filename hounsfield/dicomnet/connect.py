@@ -93,15 +93,17 @@ def request(
     *,
     ext_neg: Sequence[Any] = (),
     handlers: Sequence[Any] = (),
+    calling_ae: str | None = None,
 ) -> tuple[Association, Timeouts]:
-    """An established association to `peer` proposing `contexts`, or a PeerError."""
+    """An established association to `peer` proposing `contexts` (as `calling_ae`, by default
+    the node's AE title), or a PeerError."""
     if len(contexts) > MAX_CONTEXTS:
         raise TooManyContexts(
             f"{len(contexts)} presentation contexts proposed to {peer}; at most {MAX_CONTEXTS}"
         )
     timeouts = Timeouts.of(peer, settings)
     started = time.monotonic()
-    ae = _RequestorAE(ae_title=settings.ae_title)
+    ae = _RequestorAE(ae_title=calling_ae or settings.ae_title)
     ae.connection_timeout = timeouts.connect
     ae.acse_timeout = timeouts.association
     ae.dimse_timeout = timeouts.dimse

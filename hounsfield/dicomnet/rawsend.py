@@ -40,7 +40,6 @@ class StoredFile(Dataset):
 
 
 _send_c_store = Association.send_c_store
-_send_n_event_report = Association.send_n_event_report
 _GUARD = "_hounsfield_send_guard"
 
 
@@ -61,10 +60,11 @@ class _SendGuard:
         assoc.dimse.get_msg = get_msg  # type: ignore[method-assign]
 
 
-def _guarded(self: Association, send: Any, *args: Any, **kwargs: Any) -> Any:
-    """Send from a thread other than the reactor while its non-blocking reads yield nothing."""
+def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
+    if isinstance(dataset, StoredFile):
+        dataset = dataset.stored_path
     if threading.current_thread() is self:  # C-GET: the reactor itself is sending
-        return send(self, *args, **kwargs)
+        return _send_c_store(self, dataset, *args, **kwargs)
     guard = getattr(self, _GUARD, None)
     if guard is None:
         guard = _SendGuard(self)
@@ -72,19 +72,9 @@ def _guarded(self: Association, send: Any, *args: Any, **kwargs: Any) -> Any:
     with guard.lock:
         guard.sending = True
     try:
-        return send(self, *args, **kwargs)
+        return _send_c_store(self, dataset, *args, **kwargs)
     finally:
         guard.sending = False
-
-
-def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
-    if isinstance(dataset, StoredFile):
-        dataset = dataset.stored_path
-    return _guarded(self, _send_c_store, dataset, *args, **kwargs)  # type: ignore[no-any-return]
-
-
-def _send_event_report(self: Association, *args: Any, **kwargs: Any) -> Any:
-    return _guarded(self, _send_n_event_report, *args, **kwargs)
 
 
 def install() -> None:
@@ -93,4 +83,3 @@ def install() -> None:
     if not getattr(Association.send_c_store, "_sends_stored_files", False):
         _send_stored._sends_stored_files = True  # type: ignore[attr-defined]
         Association.send_c_store = _send_stored  # type: ignore[method-assign]
-        Association.send_n_event_report = _send_event_report  # type: ignore[method-assign]

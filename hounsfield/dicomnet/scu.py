@@ -1,7 +1,7 @@
 """The one way out: associations this node opens to peers, and what it asks of them.
 
     with associate(peer, settings, storage_contexts(pairs)) as link:
-        status = link.store(located, convert=to_little_endian)  # from archive.retrieve
+        status = link.store(located, convert=to_little_endian)  # from imaging.transcode
 
 C-STOREs send stored files as they are on disk (`rawsend` must be installed: the node's
 bootstrap does it); an object whose stored syntax the peer refused is decoded (little endian
@@ -137,6 +137,18 @@ class PeerAssociation:
             raise self.failure("C-ECHO")
         return int(status.Status)
 
+    def event_report(
+        self, info: Dataset, event_type: int, sop_class: str, sop_instance: str
+    ) -> int:
+        """N-EVENT-REPORT (as the SCP of `sop_class`, e.g. a storage commitment result); the
+        peer's status."""
+        status, _ = self.assoc.send_n_event_report(
+            info, event_type, sop_class, sop_instance, msg_id=self._ready("N-EVENT-REPORT")
+        )
+        if "Status" not in status:
+            raise self.failure("N-EVENT-REPORT")
+        return int(status.Status)
+
     def find(self, query: Dataset, model: str = FIND) -> FindStream:
         """C-FIND; the matches as they arrive. Closing the stream (or leaving its `with`
         block, or starting another request) before the end sends C-CANCEL."""
@@ -207,10 +219,17 @@ def associate(
     contexts: Sequence[PresentationContext],
     *,
     ext_neg: Sequence[Any] = (),
+    calling_ae: str | None = None,
 ) -> PeerAssociation:
-    """An established association to `peer` (our AE title, PDU size and timeouts from
-    `settings`, the peer's own timeouts first), or a PeerError saying why not."""
+    """An established association to `peer` (our AE title — or a partition's, `calling_ae` —
+    PDU size and timeouts from `settings`, the peer's own timeouts first), or a PeerError
+    saying why not."""
     assoc, timeouts = connect.request(
-        peer, settings, contexts, ext_neg=ext_neg, handlers=[(evt.EVT_C_STORE, refuse_store)]
+        peer,
+        settings,
+        contexts,
+        ext_neg=ext_neg,
+        handlers=[(evt.EVT_C_STORE, refuse_store)],
+        calling_ae=calling_ae,
     )
     return PeerAssociation(assoc, peer, timeouts)

@@ -17,6 +17,7 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from hounsfield.archive.commit import (
+    COMMITMENT_INSTANCE,
     Request,
     report_dataset,
     report_elsewhere,
@@ -25,7 +26,6 @@ from hounsfield.archive.commit import (
     verify,
 )
 from hounsfield.archive.context import Archive
-from hounsfield.dicomnet.event_report import COMMITMENT_INSTANCE
 from hounsfield.dimse.partition import called_partition, calling_ae
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,10 @@ def _report_here(archive: Archive, event: Event, request: Request, item_pk: int)
         # A peer that released right after the N-ACTION response never answers here: wait
         # briefly; the work item reports on a new association.
         assoc.dimse_timeout = min(SAME_ASSOCIATION_WAIT, archive.settings.dimse_timeout)
-        rsp = assoc.send_n_event_report(
+        status, _ = assoc.send_n_event_report(
             info, event_type, StorageCommitmentPushModel, COMMITMENT_INSTANCE
         )
-        if rsp is not None and getattr(rsp, "Status", None) is not None:
+        if "Status" in status:
             reported(archive, item_pk)
         else:
             report_elsewhere(archive, item_pk)

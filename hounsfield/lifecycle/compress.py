@@ -29,7 +29,7 @@ from hounsfield.imaging.compress import (
 )
 from hounsfield.storage.atomic import remove_quietly, write_atomic
 from hounsfield.storage.filemeta import file_meta_bytes, split_part10
-from hounsfield.storage.layout import object_path, write_token
+from hounsfield.storage.layout import object_path, token_of
 
 log = logging.getLogger(__name__)
 SUFFIX = {"jpeg2000-lossless": "j2k", "jpeg-ls-lossless": "jls", "htj2k-lossless": "htj2k"}
@@ -130,7 +130,8 @@ def _study_uid(archive: Archive, study_pk: int) -> str:
 
 def _remove_leftover(obj: _Stored) -> None:
     """After a crash between commit and unlink, the original still sits next to its successor:
-    `<SOP UID>.dcm` beside `<SOP UID>.<codec>.dcm`, or the source image beside a lossy copy."""
+    `<SOP UID>_<token>.dcm` beside `<SOP UID>_<token>.<codec>.dcm`, or the source image beside
+    a lossy copy of the same token."""
     current = Path(obj.path)
     parts = current.name.split(".")
     if parts[-2] in SUFFIX.values():
@@ -141,7 +142,8 @@ def _remove_leftover(obj: _Stored) -> None:
             source = ds.SourceImageSequence[0].ReferencedSOPInstanceUID
         except (OSError, AttributeError, IndexError, InvalidDicomError):
             return
-        original = current.with_name(f"{source}.dcm")
+        token = token_of(current.name)
+        original = current.with_name(f"{source}_{token}.dcm" if token else f"{source}.dcm")
     if original != current and (obj.root / original).exists():
         remove_quietly(obj.root / original)
 
@@ -161,8 +163,12 @@ def _compress_one(
         str(result.syntax),
         str(ds.file_meta.get("SourceApplicationEntityTitle", "") or ""),
     )
+    # Named after the original's write token: a rerun after a crash writes the same file again,
+    # and the original can be found from its successor.
+    token = token_of(Path(obj.path).name)
     if name in LOSSLESS:
-        rel = str(Path(obj.path).with_name(f"{sop}_{write_token()}.{SUFFIX[name]}.dcm"))
+        own = f"{sop}_{token}" if token else sop
+        rel = str(Path(obj.path).with_name(f"{own}.{SUFFIX[name]}.dcm"))
     else:
         rel = object_path(
             title,
@@ -170,7 +176,7 @@ def _compress_one(
             text(out, "StudyInstanceUID"),
             text(out, "SeriesInstanceUID"),
             sop,
-            write_token(),
+            token,
         )
     written = write_atomic(obj.root / rel, (meta, data), fsync=archive.settings.fsync)
     header = parse_header(data, str(result.syntax)).header

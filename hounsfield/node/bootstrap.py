@@ -5,19 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass
 from types import FrameType
 
 import uvicorn
 
-from hounsfield.archive.context import Archive, open_archive
+from hounsfield.archive.context import Archive
 from hounsfield.catalog import partitions
 from hounsfield.db import engine as db
-from hounsfield.dicomnet.install import install as install_dicomnet
 from hounsfield.dimse.server import DimseServer
 from hounsfield.node.dimse_pool import DimseProcesses
+from hounsfield.node.process import open_pool_process, open_process
 from hounsfield.rules.saved import apply_declared as apply_rules
-from hounsfield.scheduled.applog import DatabaseLogHandler
 from hounsfield.scheduled.scheduler import Scheduler
 from hounsfield.settings import Settings
 from hounsfield.sites.devices import apply_declared as apply_devices
@@ -26,37 +24,6 @@ from hounsfield.web.app import create_app
 from hounsfield.workers.runner import Worker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class NodeProcess:
-    """One process of a node: its archive, and its log records going to the database too."""
-
-    archive: Archive
-    log_handler: DatabaseLogHandler
-
-    def close(self) -> None:
-        """Stop logging to the database and release the pool."""
-        logging.getLogger().removeHandler(self.log_handler)
-        self.log_handler.close()
-        self.archive.close()
-
-
-def open_process(settings: Settings) -> NodeProcess:
-    """Set up any process of a node (the listener or an extra DIMSE process): pynetdicom's
-    fast paths, the archive, and the application log in the database."""
-    verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG  # the CLI's --verbose
-    install_dicomnet(verbose=verbose)
-    archive = open_archive(settings)
-    handler = DatabaseLogHandler(archive.engine, settings.node_name)
-    logging.getLogger().addHandler(handler)
-    return NodeProcess(archive, handler)
-
-
-def open_pool_process(settings: Settings) -> Archive:
-    """Set up a work-queue pool process (CPU-bound items): the archive only."""
-    logging.basicConfig(level=logging.WARNING)
-    return open_archive(settings)
 
 
 def apply_declared(archive: Archive) -> None:

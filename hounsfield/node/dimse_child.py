@@ -13,7 +13,9 @@ from typing import Any
 from pynetdicom import evt
 
 from hounsfield.dicomnet.handoff import LoadBoard
+from hounsfield.dimse.server import DimseServer
 from hounsfield.metrics import snapshot
+from hounsfield.node.process import open_process
 from hounsfield.settings import Settings
 
 REPORT_SECONDS = 1.0
@@ -29,9 +31,6 @@ def child_main(
     log_level: int = logging.INFO,
 ) -> None:
     """A DIMSE process: serve the connections the listener hands over until it goes away."""
-    from hounsfield.dimse.server import DimseServer
-    from hounsfield.node.bootstrap import open_process
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener too; it decides
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: _close_link(link))

@@ -21,7 +21,12 @@ from hounsfield.storage.tiers import list_filesystems
 from hounsfield.workqueue.items import now, utc
 
 # Events of these loggers are kept from INFO up; everything else from WARNING up.
-EVENT_LOGGERS = ("hounsfield.workqueue", "hounsfield.scheduled", "hounsfield.alerts")
+EVENT_LOGGERS = (
+    "hounsfield.workqueue",
+    "hounsfield.workers",
+    "hounsfield.scheduled",
+    "hounsfield.alerts",
+)
 FLUSH_SECONDS = 1.0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -10,11 +9,8 @@ from sqlalchemy import delete, select, update
 from hounsfield.archive.context import Archive
 from hounsfield.db import engine as db
 from hounsfield.db.tables import device
-from hounsfield.dicomnet.contexts import query_contexts
-from hounsfield.dicomnet.peer import Peer
-from hounsfield.dicomnet.scu import VERIFICATION, associate
 from hounsfield.errors import InvalidDataset, NotFound
-from hounsfield.settings import DeviceConfig, Settings
+from hounsfield.settings import DeviceConfig
 
 
 @dataclass(frozen=True)
@@ -74,43 +70,3 @@ def apply_declared(archive: Archive, declared: list[DeviceConfig]) -> None:
     """Make the devices declared in the TOML file exist as declared (idempotent)."""
     for d in declared:
         add_device(archive, Device(d.ae_title, d.host, d.port, d.description))
-
-
-def peer_of(found: Device, settings: Settings) -> Peer:
-    """The device as a peer to open associations to, with the node's timeouts."""
-    return Peer(
-        found.ae_title,
-        found.host,
-        found.port,
-        connect_timeout=settings.connect_timeout,
-        association_timeout=settings.association_timeout,
-        dimse_timeout=settings.dimse_timeout,
-    )
-
-
-@dataclass(frozen=True)
-class EchoResult:
-    """A C-ECHO's answer and how long the association and the echo took."""
-
-    ae_title: str
-    host: str
-    port: int
-    status: int
-    seconds: float
-
-
-def echo(archive: Archive, ae_title: str, *, timeout: float | None = None) -> EchoResult:
-    """C-ECHO a known device; `timeout` bounds each wait (connect, association, response)
-    instead of the node's settings. NotFound for an unknown device; the SCU errors
-    (PeerUnreachable, AssociationRejected, AssociationAborted, PeerTimeout) on failure."""
-    found = find_device(archive, ae_title.strip())
-    if found is None:
-        raise NotFound(f"no device with AE title {ae_title!r}")
-    peer = peer_of(found, archive.settings)
-    if timeout is not None:
-        peer = Peer(peer.ae_title, peer.host, peer.port, timeout, timeout, timeout)
-    started = time.perf_counter()
-    with associate(peer, archive.settings, query_contexts([VERIFICATION])) as link:
-        status = link.echo()
-        seconds = time.perf_counter() - started
-    return EchoResult(found.ae_title, found.host, found.port, status, seconds)

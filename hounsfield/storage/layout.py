@@ -37,3 +37,12 @@ def object_path(
 def write_token() -> str:
     """A short random token that makes one write's file name unique."""
     return secrets.token_hex(4)
+
+
+_TOKEN = re.compile(r"^[0-9.]+_([0-9a-f]+)\.")
+
+
+def token_of(name: str) -> str:
+    """The write token of an object's file name (`SOP_token....dcm`); "" for one without."""
+    found = _TOKEN.match(name)
+    return found.group(1) if found else ""

@@ -27,7 +27,6 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.retrieve import to_little_endian
 from hounsfield.archive.store import store
 from hounsfield.dicomnet import operations
 from hounsfield.dicomnet.contexts import (
@@ -51,8 +50,10 @@ from hounsfield.errors import (
     PeerUnreachable,
     TooManyContexts,
 )
+from hounsfield.imaging.transcode import to_little_endian
 from hounsfield.settings import Settings
-from hounsfield.sites.devices import Device, add_device, echo
+from hounsfield.sites.devices import Device, add_device
+from hounsfield.sites.peers import echo
 from tests.conftest import make_archive, make_settings
 from tests.data import dataset_bytes, local
 from tests.dcmtk import ENV, free_port

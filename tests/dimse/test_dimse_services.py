@@ -269,6 +269,19 @@ def test_storage_commitment_on_the_same_association(archive: Archive, server: Di
     assoc.release()
     _check_report(report, refs)
     assert report["info"].TransactionUID == request.TransactionUID  # type: ignore[attr-defined]
+    # Reported on the requestor's association: the durable work item has nothing left to do.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with db.read(archive.engine) as conn:
+            row = conn.execute(
+                select(work_item.c.status, work_item.c.result).where(
+                    work_item.c.kind == "commitment-report"
+                )
+            ).one()
+        if row.status == "completed":
+            break
+        time.sleep(0.05)
+    assert tuple(row) == ("completed", "reported on the requesting association")
 
 
 def test_storage_commitment_on_a_new_association(archive: Archive, server: DimseServer) -> None:

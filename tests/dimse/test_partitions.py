@@ -20,9 +20,12 @@ from pynetdicom.sop_class import (
 from hounsfield.archive.context import Archive
 from hounsfield.catalog import partitions
 from hounsfield.db import engine as db
+from hounsfield.dicomnet.operations import move
+from hounsfield.dicomnet.peer import Peer
 from hounsfield.dimse.server import DimseServer
+from hounsfield.sites.devices import Device, add_device
 from tests.conftest import make_archive, make_settings
-from tests.dcmtk import free_port
+from tests.dcmtk import StoreSCP, free_port
 from tests.synth import instance
 
 
@@ -137,16 +140,18 @@ def test_each_service_sees_only_its_partition(archive: Archive, clinic: DimseSer
     assert _get(clinic.port, "CLINIC_A", study) == (1, 1)
     assert _get(clinic.port, "HOUNSFIELD", study)[0] == 0
     # Storage commitment through the default partition does not vouch for CLINIC_A's object.
-    reports: list[Dataset] = []
+    reports: dict[str, Dataset] = {}
 
     def on_report(event: evt.Event) -> tuple[int, None]:
-        reports.append(event.event_information)
+        info = event.event_information
+        reports[str(info.TransactionUID)] = info
         return 0x0000, None
 
     for called, expect_failed in (("HOUNSFIELD", True), ("CLINIC_A", False)):
         assoc = _associate(clinic.port, called, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+        transaction = f"1.2.3.4.5.{len(called)}"
         request = Dataset()
-        request.TransactionUID = "1.2.3.4.5." + str(len(reports))
+        request.TransactionUID = transaction
         ref = Dataset()
         ref.ReferencedSOPClassUID = CTImageStorage
         ref.ReferencedSOPInstanceUID = ds.SOPInstanceUID
@@ -155,13 +160,11 @@ def test_each_service_sees_only_its_partition(archive: Archive, clinic: DimseSer
             request, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1"
         )
         assert status.Status == 0x0000
-        wanted = len(reports) + 1
         deadline = time.monotonic() + 10
-        while len(reports) < wanted and time.monotonic() < deadline:
+        while transaction not in reports and time.monotonic() < deadline:
             time.sleep(0.1)
         assoc.release()
-        assert len(reports) == wanted
-        assert ("FailedSOPSequence" in reports[-1]) is expect_failed
+        assert ("FailedSOPSequence" in reports[transaction]) is expect_failed
     # The same SOP Instance stored in the default partition is a separate object.
     assert (
         _store(
@@ -178,6 +181,26 @@ def test_each_service_sees_only_its_partition(archive: Archive, clinic: DimseSer
     )
     assert _find(clinic.port, "HOUNSFIELD", study) == [study]
     assert archive.partition("CLINIC_A").pk != archive.partition(None).pk
+
+
+def test_move_sees_only_its_partition(
+    archive: Archive, clinic: DimseServer, tmp_path: Path
+) -> None:
+    ds = instance(SOPClassUID=CTImageStorage)
+    assert _store(clinic.port, "CLINIC_A", ds) == 0x0000
+    scp = StoreSCP(tmp_path / "moved")
+    add_device(archive, Device("STORESCP", "127.0.0.1", scp.port))
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ds.StudyInstanceUID
+    try:
+        for called, count in (("HOUNSFIELD", 0), ("CLINIC_A", 1)):
+            peer = Peer(called, "127.0.0.1", clinic.port)
+            result = move(peer, archive.settings, query, "STORESCP")
+            assert (result.completed, result.failed) == (count, 0)
+    finally:
+        scp.stop()
+    assert len(list((tmp_path / "moved").iterdir())) == 1
 
 
 def test_caller_rules_per_partition(archive: Archive) -> None:

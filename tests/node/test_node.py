@@ -71,7 +71,7 @@ def test_toml_settings_health_and_metrics(tmp_path: Path, database_url: str) -> 
         del env[key]  # the file decides; the environment would win
     assert cli(env, "db", "upgrade").returncode == 0
     env |= {"HOUNSFIELD_DIMSE_PORT": str(dimse), "HOUNSFIELD_HTTP_PORT": str(http)}
-    node = Node(env, tmp_path / "serve.log")
+    node = Node(env, tmp_path / "serve.log", ae_title="ARCHIVE1")
     try:
         echo = subprocess.run(
             ["echoscu", "-aec", "ARCHIVE1", "127.0.0.1", str(dimse)], env=ENV, capture_output=True

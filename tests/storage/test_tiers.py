@@ -176,11 +176,11 @@ def test_watermark_check_migrates_then_deletes_then_purges(
         usage = _usage(archive, Path(t1.path))
         assert usage.percent is not None and usage.percent <= low
         for s in ct:
-            rel = next(iter(Path(t2.path).rglob(f"{s.sop_instance}.dcm")))
+            rel = next(iter(Path(t2.path).rglob(f"{s.sop_instance}_*.dcm")))
             assert rel.is_file()
-            assert not list(Path(t1.path).rglob(f"{s.sop_instance}.dcm"))
+            assert not list(Path(t1.path).rglob(f"{s.sop_instance}_*.dcm"))
         for s in mr:
-            assert not list(Path(t1.path).rglob(f"{s.sop_instance}.dcm"))
+            assert not list(Path(t1.path).rglob(f"{s.sop_instance}_*.dcm"))
             assert s.study not in study_pks or s.study not in _all_studies(archive)
         assert "below its high watermark" in (
             run_service(archive, "filesystem-watermark-check", force=True) or ""
