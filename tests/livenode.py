@@ -56,6 +56,8 @@ class Node:
             if run("echoscu", "-aec", ae_title, "127.0.0.1", str(self.dimse_port)).returncode == 0:
                 return
             time.sleep(0.2)
+        self.proc.kill()  # never leave a half-started node behind
+        self.wait()
         raise RuntimeError(f"serve did not start:\n{log.read_text()}")
 
     def signal(self, sig: signal.Signals) -> None:

@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from hounsfield.storage.layout import partition_folder
 from hounsfield.uids import check_uid
 
 log = logging.getLogger(__name__)
+_BUILD_LOCKS = [threading.Lock() for _ in range(64)]
 BULK_THRESHOLD = 1024
 BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"
@@ -79,17 +81,27 @@ def load(archive: Archive, study_uid: str, *, partition: Partition | str | None 
     """The current document of a study, rebuilt first when the index has changed since."""
     part = archive.resolve(partition)
     version = _version(archive, part.pk, study_uid)
-    cached = _read(_path(archive, part.ae_title, study_uid), version)
+    path = _path(archive, part.ae_title, study_uid)
+    cached = _read(path, version)
     if cached is not None:
         return cached
-    return _build(archive, part.ae_title, study_uid, version)
+    with _building(part.pk, study_uid):  # a build running in this process is waited for
+        return _read(path, version) or _build(archive, part.ae_title, study_uid, version)
 
 
 def rebuild(archive: Archive, study_uid: str, *, partition: Partition | str | None = None) -> int:
     """Rebuild one study's document from the index; returns its instance count."""
     part = archive.resolve(partition)
     version = _version(archive, part.pk, study_uid)
-    return len(_build(archive, part.ae_title, study_uid, version).lines)
+    with _building(part.pk, study_uid):
+        return len(_build(archive, part.ae_title, study_uid, version).lines)
+
+
+def _building(partition_pk: int, study_uid: str) -> threading.Lock:
+    """One builder per study in this process: a request that comes while the study's
+    processing rebuilds its document waits and reuses it instead of building it again.
+    (Correctness across processes and nodes does not depend on it: see the module text.)"""
+    return _BUILD_LOCKS[hash((partition_pk, study_uid)) % len(_BUILD_LOCKS)]
 
 
 def studies(archive: Archive, *, partition: Partition | str | None = None) -> list[str]:
