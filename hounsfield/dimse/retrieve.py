@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import build_context, evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext
@@ -17,13 +15,14 @@ from pynetdicom.presentation import PresentationContext
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate
 from hounsfield.archive.retrieve import Plan, plan
-from hounsfield.dicomnet.contexts import storage_contexts
-from hounsfield.dicomnet.nodelay import set_nodelay
+from hounsfield.dicomnet.contexts import query_contexts, storage_contexts
 from hounsfield.dicomnet.rawsend import StoredFile
+from hounsfield.dicomnet.scu import VERIFICATION, associate
 from hounsfield.dimse.partition import called_partition
 from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import BYTES_SENT, INSTANCES_SENT, LATENCY
 from hounsfield.sites.devices import find_device
+from hounsfield.sites.peers import peer_of
 
 log = logging.getLogger(__name__)
 CANCEL, PENDING = 0xFE00, 0xFF00
@@ -85,41 +84,35 @@ def move_contexts(matches: list[Located]) -> list[PresentationContext]:
 
 
 def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
-    """C-MOVE: open an association to the known destination and send the matches there."""
+    """C-MOVE: open an association to the known destination (through the SCU layer, as the
+    called partition's AE title; see `dicomnet.serving`) and send the matches there."""
     started = time.perf_counter()
     destination = str(event.move_destination or "").strip()
     try:
         device = find_device(archive, destination)
-        matches = (
-            locate(archive, event.identifier, partition=called_partition(archive, event))
-            if device
-            else []
-        )
     except Exception as exc:
-        yield None, None
-        yield query_failure("c_move", exc), None
-        return
+        log.error("C-MOVE: cannot look up destination %r: %s", destination, exc)
+        device = None
     if device is None:
         log.warning("C-MOVE to unknown destination %r refused", destination)
         yield None, None  # pynetdicom answers 0xA801 Move Destination unknown
         return
-    established = threading.Event()
+    partition = called_partition(archive, event)
     holder: dict[str, Association] = {}
+    matches: list[Located] = []
 
-    def _on_accepted(ev: Event) -> None:
-        holder["assoc"] = ev.assoc
-        established.set()
+    def _open() -> Association:
+        contexts = move_contexts(matches) or query_contexts([VERIFICATION])
+        link = associate(peer_of(device), archive.settings, contexts, calling_ae=partition.ae_title)
+        holder["assoc"] = link.assoc
+        return link.assoc
 
-    s = archive.settings
-    yield (
-        device.host,
-        device.port,
-        {
-            "contexts": move_contexts(matches) or [build_context("1.2.840.10008.1.1")],
-            "max_pdu": s.max_pdu,
-            "evt_handlers": [(evt.EVT_ACCEPTED, _on_accepted), (evt.EVT_CONN_OPEN, set_nodelay)],
-        },
-    )
+    yield device.host, device.port, {"opener": _open}
+    try:
+        matches.extend(locate(archive, event.identifier, partition=partition))
+    except Exception as exc:
+        query_failure("c_move", exc)  # logged and counted; pynetdicom answers 0xC513
+        raise
     yield len(matches)
     accepted = _accepted(holder["assoc"], "scu") if "assoc" in holder else {}
     yield from _items(event, matches, accepted, "c_move")

@@ -35,6 +35,7 @@ from hounsfield.dicomnet.admission import (
 )
 from hounsfield.dicomnet.handoff import DispatchingServer, HandedServer, LoadBoard
 from hounsfield.dicomnet.nodelay import set_nodelay
+from hounsfield.dicomnet.serving import ServingAE
 from hounsfield.dimse.commitment import handle_action
 from hounsfield.dimse.find import handle_find
 from hounsfield.dimse.partition import set_partition
@@ -58,7 +59,7 @@ QUERY_RETRIEVE = (
 def build_ae(archive: Archive, max_associations: int | None = None) -> AE:
     """An AE supporting verification, storage, query/retrieve and storage commitment."""
     s = archive.settings
-    ae = AE(ae_title=s.ae_title)
+    ae = ServingAE(ae_title=s.ae_title)
     ae.maximum_pdu_size = s.max_pdu
     ae.maximum_associations = max_associations or s.max_associations
     ae.connection_timeout = s.connect_timeout

@@ -203,6 +203,40 @@ def test_move_sees_only_its_partition(
     assert len(list((tmp_path / "moved").iterdir())) == 1
 
 
+def test_move_sub_association_calls_as_the_partition(
+    archive: Archive, clinic: DimseServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    ds = instance(SOPClassUID=CTImageStorage)
+    assert _store(clinic.port, "CLINIC_A", ds) == 0x0000
+    callers: list[str] = []
+
+    def _on_store(event: Any) -> int:
+        callers.append(str(event.assoc.requestor.ae_title).strip())
+        return 0x0000
+
+    dest = AE(ae_title="VIEWER")
+    dest.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
+    port = free_port()
+    listener = dest.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, _on_store)]
+    )
+    add_device(archive, Device("VIEWER", "127.0.0.1", port))
+    add_device(archive, Device("GONE", "127.0.0.1", free_port()))
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ds.StudyInstanceUID
+    peer = Peer("CLINIC_A", "127.0.0.1", clinic.port)
+    try:
+        result = move(peer, archive.settings, query, "VIEWER")
+        unreachable = move(peer, archive.settings, query, "GONE")
+    finally:
+        listener.shutdown()
+    assert (result.completed, result.failed) == (1, 0)
+    assert callers == ["CLINIC_A"]  # the sub-association calls as the partition's AE title
+    assert unreachable.status == 0xA801
+    assert "C-MOVE destination GONE" in caplog.text and "cannot connect" in caplog.text
+
+
 def test_caller_rules_per_partition(archive: Archive) -> None:
     _add(archive, "CLINIC_B", accept_from=["MODALITY_B"])
     _add(archive, "CLINIC_C", caller_policy="known")

@@ -1,0 +1,52 @@
+"""The AE the DIMSE edge serves with: its C-MOVE sub-associations go out through the SCU layer.
+
+pynetdicom's C-MOVE service opens the sub-association itself, with `ae.associate`. The
+C-MOVE handler yields `(host, port, {"opener": opener})` instead of association options;
+this AE then calls `opener` (which opens the association with `scu.associate`: the device's
+timeouts, the partition's AE title, TCP_NODELAY, errors told apart) and hands the result to
+pynetdicom, which sends the sub-operations on it and releases it. A peer that cannot be
+reached or refuses is logged with the SCU layer's reason and answered as pynetdicom does
+(0xA801, the destination cannot be reached).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pynetdicom import AE
+from pynetdicom.association import Association
+
+from hounsfield.errors import PeerError
+
+log = logging.getLogger(__name__)
+
+Opener = Callable[[], Association]
+"""Opens an established association, or raises a PeerError."""
+
+
+class _NotEstablished:
+    """What pynetdicom is handed when the opener failed: an association that is not up."""
+
+    is_established = False
+
+    class dul:
+        class socket:
+            @staticmethod
+            def close() -> None:
+                return None
+
+
+class ServingAE(AE):
+    """A pynetdicom AE whose `associate` calls an `opener` when one is given."""
+
+    def associate(self, addr: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        opener: Opener | None = kwargs.pop("opener", None)
+        if opener is None:
+            return super().associate(addr, port, *args, **kwargs)
+        try:
+            return opener()
+        except PeerError as exc:
+            log.error("C-MOVE destination %s: %s", kwargs.get("ae_title", addr), exc)
+            return _NotEstablished()
