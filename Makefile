@@ -16,9 +16,10 @@ run: $(STAMP)
 	$(BIN)/hounsfield db upgrade
 	exec $(BIN)/hounsfield serve
 
-# DCMTK's command-line tools are the real peers the tests talk to.
+# DCMTK's command-line tools and Orthanc (with its DICOMweb plugin) are the real peers the
+# tests talk to.
 system-deps:
-	@command -v storescu >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk; }
+	@command -v storescu >/dev/null && dpkg -s orthanc orthanc-dicomweb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk orthanc orthanc-dicomweb; }
 
 test: $(STAMP) system-deps
 	@. scripts/test-postgres.sh && $(BIN)/pytest -q -p no:cacheprovider

@@ -47,6 +47,13 @@ class StorageFull(ArchiveError):
     http_status = 507
 
 
+class MirrorUnavailable(ArchiveError):
+    """The synchronous mirror of the filesystem an object went to could not take its copy."""
+
+    dimse_status = 0xA700
+    http_status = 503
+
+
 class DatabaseUnavailable(ArchiveError):
     """The index database cannot be reached."""
 
@@ -72,6 +79,13 @@ class PartitionNotEmpty(ArchiveError):
 
     dimse_status = 0xC000
     http_status = 409
+
+
+class VirtualPartition(ArchiveError):
+    """The partition is virtual: it answers for its members and holds nothing itself."""
+
+    dimse_status = 0x0124  # Refused: not authorized
+    http_status = 403
 
 
 class PeerError(ArchiveError):

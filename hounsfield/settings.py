@@ -17,6 +17,7 @@ from pydantic_settings import (
 
 DuplicatePolicy = Literal["keep", "overwrite", "reject"]
 CallerPolicy = Literal["any", "known"]
+MirrorMode = Literal["sync", "async"]
 
 
 class DeviceConfig(BaseModel):
@@ -26,6 +27,11 @@ class DeviceConfig(BaseModel):
     host: str
     port: int = Field(ge=1, le=65535)
     description: str = ""
+    protocol: Literal["dimse", "dicomweb"] = "dimse"
+    url: str = ""  # the DICOMweb base URL (STOW-RS posts to {url}/studies)
+    associations: int = Field(default=1, ge=1, le=16)
+    bandwidth_kbps: int | None = Field(default=None, ge=8)
+    commitment: bool = False
 
 
 class PartitionConfig(BaseModel):
@@ -37,6 +43,10 @@ class PartitionConfig(BaseModel):
     duplicate_policy: DuplicatePolicy | None = None  # None: the node's setting
     caller_policy: CallerPolicy | None = None
     accept_from: list[str] = []
+    kind: Literal["local", "virtual"] = "local"
+    members: list[str] = []  # a virtual partition's: local AE titles and "device:AE" peers
+    cache_to: str | None = None
+    member_timeout: float | None = Field(default=None, gt=0)
 
 
 class FilesystemConfig(BaseModel):
@@ -50,6 +60,10 @@ class FilesystemConfig(BaseModel):
     capacity_bytes: int | None = None
     low_watermark: int = Field(default=80, ge=0, le=100)
     high_watermark: int = Field(default=90, ge=0, le=100)
+    # This filesystem mirrors the one at `mirror_of`: a second copy of everything written
+    # there, before the store is acknowledged ("sync", the default) or soon after ("async").
+    mirror_of: Path | None = None
+    mirror_mode: MirrorMode | None = None
 
 
 class RuleCondition(BaseModel):
@@ -74,9 +88,22 @@ class RuleConfig(BaseModel):
     exempt: bool = False
     default: bool = False
     enabled: bool = True
-    params: dict[str, str | int | float] = {}
+    params: dict[str, str | int | float | list[str]] = {}
 
     model_config = {"populate_by_name": True}
+
+
+class ReconcileConfig(BaseModel):
+    """A scheduled reconciliation of a partition with a peer, declared in the TOML file
+    (`[[reconcile]]`): the period it covers, when it runs, and what it repairs."""
+
+    name: str
+    partition: str
+    peer: str
+    period: Literal["yesterday", "last-7-days", "last-month"] = "yesterday"
+    direction: Literal["none", "fetch", "push", "both"] = "none"
+    at: str = "02:00"  # HH:MM, the node's local time
+    enabled: bool = True
 
 
 class Settings(BaseSettings):
@@ -114,6 +141,7 @@ class Settings(BaseSettings):
     partitions: list[PartitionConfig] = []
     filesystems: list[FilesystemConfig] = []
     rules: list[RuleConfig] = []
+    reconcile: list[ReconcileConfig] = []  # [[reconcile]]
 
     queue_threads: int = Field(default=10, ge=0)
     queue_processes: int = Field(default=1, ge=0)
@@ -121,6 +149,16 @@ class Settings(BaseSettings):
     queue_poll_seconds: float = Field(default=1.0, gt=0)
     queue_keep_completed_hours: float = 24.0
     study_settle_seconds: float = 60.0
+    # Forwarding: retries back off exponentially from `forward_retry_seconds` up to
+    # `forward_retry_max_seconds` (with jitter); a forward is dead-lettered after
+    # `forward_max_attempts` failures or `forward_max_age_hours` since it was queued.
+    forward_retry_seconds: float = Field(default=30.0, gt=0)
+    forward_retry_max_seconds: float = Field(default=1800.0, gt=0)
+    forward_max_attempts: int = Field(default=20, ge=1)
+    forward_max_age_hours: float = Field(default=72.0, gt=0)
+    forward_receipt_delay_seconds: float = Field(default=2.0, ge=0)  # batch what arrives
+    forward_linger_seconds: float = Field(default=5.0, ge=0)  # keep a link open for the next
+    forward_commitment_wait_seconds: float = Field(default=600.0, gt=0)
     import_settle_seconds: float = 5.0
     scheduler: bool = True
     scheduler_poll_seconds: float = 5.0
@@ -132,6 +170,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     qido_max_limit: int = Field(default=10_000, ge=1)
     render_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    # Reconciliation: a peer's study list for a date (or time) range with this many matches
+    # is taken as capped, like one the peer cut short, and the range is split.
+    reconcile_split_at: int = Field(default=1000, ge=2)
 
     @field_validator("ae_title")
     @classmethod

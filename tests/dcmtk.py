@@ -50,11 +50,12 @@ def find_keys(level: str, keys: Sequence[str]) -> list[str]:
 class StoreSCP:
     """A DCMTK storescp writing what it receives into a folder."""
 
-    def __init__(self, folder: Path, ae_title: str = "STORESCP") -> None:
+    def __init__(self, folder: Path, ae_title: str = "STORESCP", accept: str = "+xa") -> None:
+        """`accept`: storescp's transfer syntax option (+xa: all; +xi: implicit VR only)."""
         self.folder, self.ae_title, self.port = folder, ae_title, free_port()
         folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["storescp", "-aet", ae_title, "+xa", "-pm", "+B", "-od", str(folder), str(self.port)],
+            ["storescp", "-aet", ae_title, accept, "-pm", "+B", "-od", str(folder), str(self.port)],
             env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -92,10 +92,11 @@ class Commitment:
 def verify(
     archive: Archive, refs: list[tuple[str, str]], partition: Partition | str | None = None
 ) -> Commitment:
-    """Check that each (SOP class, SOP instance) is indexed and its file matches its checksum."""
+    """Check that each (SOP class, SOP instance) is indexed and a copy of it matches its
+    checksum: the primary file, else its mirror's (or another tier's) copy."""
     partition_pk = archive.resolve(partition).pk
     wanted = [iuid for _, iuid in refs]
-    found: dict[str, tuple[str, Path, str]] = {}
+    found: dict[str, tuple[str, list[tuple[Path, str]]]] = {}
     with db.read(archive.engine) as conn:
         for start in range(0, len(wanted), 500):
             rows = conn.execute(
@@ -111,9 +112,10 @@ def verify(
                     study.c.partition_pk == partition_pk,
                     instance.c.sop_iuid.in_(wanted[start : start + 500]),
                 )
+                .order_by(filesystem.c.mirror_of_pk.is_not(None), file.c.pk)
             ).all()
             for iuid, cuid, root, rel, checksum in rows:
-                found[iuid] = (cuid, Path(root) / rel, checksum)
+                found.setdefault(iuid, (cuid, []))[1].append((Path(root) / rel, checksum))
     out = Commitment()
     for cuid, iuid in refs:
         reason = _check(found.get(iuid), cuid)
@@ -125,18 +127,21 @@ def verify(
     return out
 
 
-def _check(found: tuple[str, Path, str] | None, cuid: str) -> int | None:
+def _check(found: tuple[str, list[tuple[Path, str]]] | None, cuid: str) -> int | None:
     if found is None:
         return NO_SUCH_OBJECT
-    stored_class, path, checksum = found
+    stored_class, copies = found
     if stored_class != cuid:
         return CLASS_INSTANCE_CONFLICT
-    try:
-        if file_checksum(path) != checksum:
-            return PROCESSING_FAILURE
-    except OSError:
-        return PROCESSING_FAILURE
-    return None
+    for n, (path, checksum) in enumerate(copies):
+        try:
+            if file_checksum(path) == checksum:
+                if n:
+                    log.warning("storage commitment: %s is missing or changed", copies[0][0])
+                return None
+        except OSError:
+            continue
+    return PROCESSING_FAILURE
 
 
 SUCCESS_EVENT, FAILURE_EVENT = 1, 2

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from hounsfield.catalog import partitions
 from hounsfield.catalog.parents import ParentCache
@@ -14,7 +15,7 @@ from hounsfield.catalog.partitions import Partition
 from hounsfield.db import engine as db
 from hounsfield.db import migrate
 from hounsfield.db.engine import make_engine
-from hounsfield.db.tables import partition
+from hounsfield.db.tables import partition, server_rule
 from hounsfield.db.upsert import get_or_insert
 from hounsfield.errors import NotFound
 from hounsfield.settings import Settings
@@ -36,6 +37,7 @@ class Archive:
     _partitions: dict[str, Partition] = field(default_factory=dict)
     _loaded: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _routes: tuple[float, frozenset[int | None]] = (-1e9, frozenset())
 
     @property
     def default_partition(self) -> str:
@@ -81,10 +83,28 @@ class Archive:
         """The AE titles of every partition."""
         return [p.ae_title for p in self.partitions()]
 
+    def routes_on_receipt(self, partition_pk: int) -> bool:
+        """Whether an enabled forward rule of this partition (or of all) triggers on
+        receipt; re-read at most every PARTITIONS_TTL seconds."""
+        loaded, pks = self._routes
+        if time.monotonic() - loaded > PARTITIONS_TTL:
+            with db.read(self.engine) as conn:
+                rows = conn.execute(
+                    select(server_rule.c.partition_pk, server_rule.c.params).where(
+                        server_rule.c.action == "forward", server_rule.c.enabled.is_(True)
+                    )
+                ).all()
+            pks = frozenset(
+                pk for pk, params in rows if json.loads(params or "{}").get("trigger") == "receipt"
+            )
+            self._routes = (time.monotonic(), pks)
+        return None in pks or partition_pk in pks
+
     def forget_partitions(self) -> None:
         """Read the partition table again on next use."""
         with self._lock:
             self._loaded = -1e9
+            self._routes = (-1e9, frozenset())
 
     def close(self) -> None:
         """Release the database pool."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
 from hounsfield.errors import InvalidDataset
 
+log = logging.getLogger(__name__)
 Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 LEVELS: tuple[Level, ...] = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 Root = Literal["patient", "study"]
@@ -91,13 +93,31 @@ _TABLE_OF = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": inst
 
 @dataclass(frozen=True)
 class Located:
-    """One stored object to send: what it is, where it is, how it is encoded."""
+    """One stored object to send: what it is, where it is, how it is encoded, and where the
+    same bytes are kept besides (its mirror copy, copies on other tiers), in reading order."""
 
     sop_class: str
     sop_instance: str
     transfer_syntax: str
     path: Path
     size: int
+    fallbacks: tuple[Path, ...] = ()
+
+    def readable(self) -> Path:
+        """The file to read: `path` when it is there with its indexed size, else the first
+        fallback that is (logged); else `path` itself, whose reader reports the error."""
+        for candidate in (self.path, *self.fallbacks):
+            try:
+                if candidate.stat().st_size != self.size:
+                    continue
+            except OSError:
+                continue
+            if candidate is not self.path:
+                log.warning(
+                    "%s: %s is missing or changed, read %s", self.sop_instance, self.path, candidate
+                )
+            return candidate
+        return self.path
 
 
 def query_level(identifier: Dataset) -> Level:
@@ -377,7 +397,9 @@ def locate(
     archive: Archive, identifier: Dataset, *, partition: Partition | str | None = None
 ) -> list[Located]:
     """Every stored object a C-MOVE / C-GET / WADO request names, in series/instance order;
-    of several copies of an object, the one on a readable (not write-only), lowest tier."""
+    of several copies of an object, the one on a readable (not write-only) filesystem that is
+    not a mirror, lowest tier; the other copies with the same checksum are its fallbacks
+    (the mirror's before a write-only filesystem's)."""
     level = query_level(identifier)
     partition_pk = archive.resolve(partition).pk
     conds = _conditions(identifier, level)
@@ -394,20 +416,43 @@ def locate(
             filesystem.c.path,
             file.c.path,
             file.c.size,
+            file.c.checksum,
         )
         .select_from(INSTANCE_FILES.join(patient, patient.c.pk == study.c.patient_pk))
         .where(study.c.partition_pk == partition_pk, *conds)
         # per instance, the first copy is read: a readable filesystem before a write-only one,
-        # then the fastest tier
-        .order_by(series.c.pk, instance.c.pk, filesystem.c.write_only, filesystem.c.tier, file.c.pk)
+        # the primary before its mirror, then the fastest tier
+        .order_by(
+            series.c.pk,
+            instance.c.pk,
+            filesystem.c.write_only,
+            filesystem.c.mirror_of_pk.is_not(None),
+            filesystem.c.tier,
+            file.c.pk,
+        )
     )
     with db.read(archive.engine) as conn:
         rows = conn.execute(stmt).all()
-    seen: set[str] = set()
     out: list[Located] = []
-    for cuid, iuid, syntax, root_path, rel_path, size in rows:
+    seen: set[str] = set()
+    first: tuple[str, str] | None = None  # (SOP Instance UID, checksum) of out[-1]
+    fallbacks: list[Path] = []
+    for cuid, iuid, syntax, root_path, rel_path, size, checksum in rows:
+        if first is not None and first[0] == iuid:
+            if checksum == first[1]:
+                fallbacks.append(Path(root_path) / rel_path)
+            continue
         if iuid in seen:
             continue
         seen.add(iuid)
+        _settle(out, fallbacks)
+        first, fallbacks = (iuid, checksum), []
         out.append(Located(cuid, iuid, syntax, Path(root_path) / rel_path, size))
+    _settle(out, fallbacks)
     return out
+
+
+def _settle(out: list[Located], fallbacks: list[Path]) -> None:
+    """Give the last located object its fallbacks."""
+    if out and fallbacks:
+        out[-1] = replace(out[-1], fallbacks=tuple(fallbacks))

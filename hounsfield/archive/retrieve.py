@@ -24,13 +24,14 @@ class Plan:
 
 
 def plan(located: Located, accepted: Iterable[str]) -> Plan:
-    """Send stored bytes when the stored syntax is accepted; otherwise convert to one that is."""
+    """Send stored bytes when the stored syntax is accepted; otherwise convert to one that is.
+    Either is read from the object's first readable copy (its mirror's when it is missing)."""
     accepted = set(accepted)
     if located.transfer_syntax in accepted:
-        return Plan(located, located.path, None)
+        return Plan(located, located.readable(), None)
     if not accepted & set(NATIVE):
         raise CannotTranscode(
             f"{located.sop_instance} is stored as {located.transfer_syntax}; the peer accepts "
             f"{', '.join(sorted(accepted)) or 'nothing'} for {located.sop_class}"
         )
-    return Plan(located, None, to_little_endian(located.path))
+    return Plan(located, None, to_little_endian(located.readable()))

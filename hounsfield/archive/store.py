@@ -21,13 +21,14 @@ from sqlalchemy.exc import IntegrityError
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.metadata import invalidate as invalidate_metadata
+from hounsfield.archive.mirroring import MirrorWrite
 from hounsfield.catalog.index import Existing, StoredFile, find_existing, index_object
 from hounsfield.catalog.parse import normalize_date, parse_header, required_uids
 from hounsfield.catalog.parse import text as attr
 from hounsfield.catalog.partitions import Partition
 from hounsfield.catalog.unindex import RemovedFile, remove_instance_rows
 from hounsfield.db import engine as db
-from hounsfield.errors import DuplicateRejected, SOPMismatch
+from hounsfield.errors import DuplicateRejected, SOPMismatch, VirtualPartition
 from hounsfield.storage.atomic import CHECKSUM, remove_quietly, write_atomic
 from hounsfield.storage.filemeta import dataset_offset, file_meta_bytes
 from hounsfield.storage.layout import object_path, write_token
@@ -83,6 +84,8 @@ def store(
     if expected_instance and expected_instance != sop_instance:
         raise SOPMismatch(f"dataset SOP Instance {sop_instance} differs from the request's")
     part = archive.resolve(partition)
+    if part.virtual:
+        raise VirtualPartition(f"{part.ae_title} is virtual: store to one of its members")
     date = normalize_date(attr(ds, "StudyDate"))
     rel_path = object_path(part.ae_title, date, study_uid, series_uid, sop_instance, write_token())
     meta = file_meta_bytes(sop_class, sop_instance, transfer_syntax, calling_ae)
@@ -102,17 +105,29 @@ def store(
     target = fs.path / rel_path
     written = write_atomic(target, (meta, data), fsync=archive.settings.fsync)
     stored = StoredFile(fs.pk, rel_path, transfer_syntax, written.size, written.checksum)
-    hook = StudyStored(str(archive.engine.url), part.pk, part.ae_title, study_uid)
+    route = archive.settings.forward_receipt_delay_seconds
+    hook = StudyStored(
+        str(archive.engine.url),
+        part.pk,
+        part.ae_title,
+        study_uid,
+        route_after=route if archive.routes_on_receipt(part.pk) else None,
+    )
+    mirror = MirrorWrite(archive, stored, part.pk, study_uid)
     try:
-        indexed = _index(archive, part, ds, stored, parsed.header, calling_ae, data, hook)
+        mirror.write((meta, data))  # a synchronous mirror's copy, fsynced before indexing
+        indexed = _index(archive, part, ds, stored, parsed.header, calling_ae, data, hook, mirror)
     except BaseException:
         remove_quietly(target)  # this write's own file: nobody else names it
+        mirror.discard()
         raise
     hook.committed()
     if indexed.outcome in (Outcome.DUPLICATE, Outcome.KEPT):
         remove_quietly(target)  # another writer indexed this SOP Instance meanwhile
+        mirror.discard()
         return replace(result, outcome=indexed.outcome)
     archive.filesystems.account(fs.pk, written.size)
+    mirror.committed()
     for old in indexed.removed:  # the files of the object this one replaced
         archive.filesystems.account(old.filesystem_pk, -old.size)
         remove_quietly(Path(old.filesystem_path) / old.path)
@@ -140,6 +155,7 @@ def _index(
     calling_ae: str,
     data: bytes,
     hook: StudyStored,
+    mirror: MirrorWrite,
 ) -> _Indexed:
     """Decide and commit under the SOP guard: index the object (replacing an overwritten
     one's rows) and queue its study's processing, in one transaction. Retries once without
@@ -159,8 +175,11 @@ def _index(
                     if outcome is not Outcome.OVERWRITTEN:
                         return _Indexed(outcome, [])
                     removed = remove_instance_rows(conn, existing.instance_pk)
-                pks = index_object(conn, ds, part.pk, stored, header, calling_ae, parents)
+                pks = index_object(
+                    conn, ds, part.pk, stored, header, calling_ae, parents, mirror.copies
+                )
                 hook.enqueue(conn, archive.settings.study_settle_seconds)
+                mirror.enqueue(conn, pks[1])  # an asynchronous mirror's copy, queued
         except IntegrityError:
             archive.parents.forget(key)
             if parents is None:

@@ -6,6 +6,7 @@ and two counter updates."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,8 +88,12 @@ def index_object(
     header: bytes,
     calling_ae: str,
     parents: tuple[int, int, int] | None,
+    copies: Sequence[StoredFile] = (),
 ) -> tuple[int, int, int]:
-    """Insert the object's rows; return its (patient, study, series) pks for the cache."""
+    """Insert the object's rows; return its (patient, study, series) pks for the cache.
+
+    `copies` are further copies of the same file (a synchronous mirror's): a file row each,
+    not counted in the study's size."""
     now = datetime.now(UTC)
     new_study = new_series = False
     if parents is None:
@@ -112,15 +117,18 @@ def index_object(
     )
     conn.execute(
         _INSERT_FILE,
-        {
-            "instance_pk": instance_pk,
-            "filesystem_pk": stored.filesystem_pk,
-            "path": stored.path,
-            "size": stored.size,
-            "transfer_syntax": stored.transfer_syntax,
-            "checksum": stored.checksum,
-            "created_at": now,
-        },
+        [
+            {
+                "instance_pk": instance_pk,
+                "filesystem_pk": f.filesystem_pk,
+                "path": f.path,
+                "size": f.size,
+                "transfer_syntax": f.transfer_syntax,
+                "checksum": f.checksum,
+                "created_at": now,
+            }
+            for f in (stored, *copies)
+        ],
     )
     conn.execute(_BUMP_SERIES, {"b_series": series_pk})
     conn.execute(

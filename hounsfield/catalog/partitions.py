@@ -9,11 +9,14 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from hounsfield.db.tables import partition, study
+from hounsfield.db.tables import device, forward, partition, study
 from hounsfield.errors import InvalidDataset, NotFound, PartitionNotEmpty
 from hounsfield.settings import CallerPolicy, DuplicatePolicy, PartitionConfig, Settings
 
 DUPLICATE_POLICIES = ("keep", "overwrite", "reject")
+LOCAL, VIRTUAL = "local", "virtual"
+KINDS = (LOCAL, VIRTUAL)
+DEVICE_MEMBER = "device:"
 CALLER_POLICIES = ("any", "known")
 _ALLOWED = re.compile(r"^[^\\@]{1,16}(@[A-Za-z0-9.:\-\[\]/]+)?$")
 
@@ -32,6 +35,18 @@ class Partition:
     # As stored: None where the partition follows the node's setting.
     own_duplicate_policy: str | None = None
     own_caller_policy: str | None = None
+    # "local", or "virtual": answers for `members` (local AE titles and "device:AE" peers,
+    # in precedence order), keeps fetched objects in `cache_to`, gives each remote member
+    # `member_timeout` seconds.
+    kind: str = "local"
+    members: tuple[str, ...] = ()
+    cache_to: str | None = None
+    member_timeout: float | None = None
+
+    @property
+    def virtual(self) -> bool:
+        """Whether the partition answers for members instead of holding data."""
+        return self.kind == "virtual"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (CLI --json, admin API)."""
@@ -46,6 +61,10 @@ class Partition:
                 "duplicate_policy": self.own_duplicate_policy is None,
                 "caller_policy": self.own_caller_policy is None,
             },
+            "kind": self.kind,
+            "members": list(self.members),
+            "cache_to": self.cache_to,
+            "member_timeout": self.member_timeout,
         }
 
     def accepts(self, calling_ae: str, host: str) -> bool:
@@ -88,6 +107,10 @@ def from_row(row: Any, settings: Settings) -> Partition:
         accept_from=tuple(json.loads(row.accept_from or "[]")),
         own_duplicate_policy=row.duplicate_policy,
         own_caller_policy=row.caller_policy,
+        kind=row.kind or LOCAL,
+        members=tuple(json.loads(row.members or "[]")),
+        cache_to=row.cache_to,
+        member_timeout=row.member_timeout,
     )
 
 
@@ -106,13 +129,19 @@ def add(
     duplicate_policy: str | None = None,
     caller_policy: str | None = None,
     accept_from: list[str] | None = None,
+    kind: str = LOCAL,
+    members: list[str] | None = None,
+    cache_to: str | None = None,
+    member_timeout: float | None = None,
 ) -> int:
-    """Create a partition; InvalidDataset if its AE title or port is taken or a value is off."""
+    """Create a partition; InvalidDataset if its AE title or port is taken or a value is off.
+    A virtual partition names its members (local partitions, "device:AE" peers)."""
     ae_title = check_ae_title(ae_title)
     values = _checked(port, duplicate_policy, caller_policy, accept_from)
     if conn.scalar(select(partition.c.pk).where(partition.c.ae_title == ae_title)) is not None:
         raise InvalidDataset(f"a partition with AE title {ae_title!r} exists")
     _check_port_free(conn, port, None)
+    values.update(_virtual(conn, ae_title, kind, members or [], cache_to, member_timeout))
     values.setdefault("accept_from", "[]")
     pk = conn.scalar(
         insert(partition)
@@ -140,6 +169,19 @@ def change(conn: Connection, ae_title: str, **fields: Any) -> None:
         values["description"] = fields["description"] or ""
     if "port" in values:
         _check_port_free(conn, values["port"], pk)
+    virtual_fields = ("members", "cache_to", "member_timeout")
+    if any(key in fields for key in virtual_fields):
+        row = conn.execute(select(partition).where(partition.c.pk == pk)).one()
+        values.update(
+            _virtual(
+                conn,
+                ae_title,
+                row.kind,
+                fields["members"] if "members" in fields else json.loads(row.members),
+                fields.get("cache_to", row.cache_to),
+                fields.get("member_timeout", row.member_timeout),
+            )
+        )
     if values:
         conn.execute(update(partition).where(partition.c.pk == pk).values(**values))
 
@@ -152,12 +194,25 @@ def remove(conn: Connection, ae_title: str, default_ae: str) -> None:
     studies = conn.scalar(select(func.count()).select_from(study).where(study.c.partition_pk == pk))
     if studies:
         raise PartitionNotEmpty(f"partition {ae_title} holds {studies} studies")
+    for title, members, cache_to in (
+        ()
+        if "kind" not in partition.c
+        else conn.execute(
+            select(partition.c.ae_title, partition.c.members, partition.c.cache_to).where(
+                partition.c.kind == VIRTUAL
+            )
+        )
+    ):
+        if ae_title in json.loads(members) or ae_title == cache_to:
+            raise PartitionNotEmpty(f"virtual partition {title} uses {ae_title}")
+    conn.execute(delete(forward).where(forward.c.partition_pk == pk))  # its forwards' history
     conn.execute(delete(partition).where(partition.c.pk == pk))
 
 
 def apply_declared(conn: Connection, declared: list[PartitionConfig]) -> None:
-    """Create or update the partitions the TOML file declares (others are left alone)."""
-    for cfg in declared:
+    """Create or update the partitions the TOML file declares (others are left alone); local
+    ones first, so that virtual ones can name them."""
+    for cfg in sorted(declared, key=lambda c: c.kind == VIRTUAL):
         fields: dict[str, Any] = {
             "port": cfg.port,
             "description": cfg.description,
@@ -165,11 +220,16 @@ def apply_declared(conn: Connection, declared: list[PartitionConfig]) -> None:
             "caller_policy": cfg.caller_policy,
             "accept_from": cfg.accept_from,
         }
+        virtual: dict[str, Any] = {
+            "members": cfg.members,
+            "cache_to": cfg.cache_to,
+            "member_timeout": cfg.member_timeout,
+        }
         title = check_ae_title(cfg.ae_title)
         if conn.scalar(select(partition.c.pk).where(partition.c.ae_title == title)) is None:
-            add(conn, title, **fields)
+            add(conn, title, kind=cfg.kind, **fields, **(virtual if cfg.kind == VIRTUAL else {}))
         else:
-            change(conn, title, **fields)
+            change(conn, title, **fields, **(virtual if cfg.kind == VIRTUAL else {}))
 
 
 def _pk(conn: Connection, ae_title: str) -> int:
@@ -201,6 +261,47 @@ def _checked(
     if accept_from is not None:
         values["accept_from"] = json.dumps(check_accept_from(list(accept_from)))
     return values
+
+
+def _virtual(
+    conn: Connection,
+    ae_title: str,
+    kind: str,
+    members: list[str],
+    cache_to: str | None,
+    member_timeout: float | None,
+) -> dict[str, Any]:
+    """The checked virtual-partition columns: a virtual partition has members (existing
+    local partitions, or "device:AE" known devices), a local one none."""
+    if kind not in KINDS:
+        raise InvalidDataset(f"a partition is {' or '.join(KINDS)}, not {kind!r}")
+    members = [m.strip() for m in members if m.strip()]
+    if kind == LOCAL:
+        if members or cache_to or member_timeout:
+            raise InvalidDataset("only a virtual partition has members, a cache or a timeout")
+        return {}
+    if not members:
+        raise InvalidDataset("a virtual partition needs at least one member")
+    locals_ = {
+        str(t): str(k) for t, k in conn.execute(select(partition.c.ae_title, partition.c.kind))
+    }
+    devices = set(conn.scalars(select(device.c.ae_title)))
+    for member in members:
+        if member.startswith(DEVICE_MEMBER):
+            if member[len(DEVICE_MEMBER) :].strip() not in devices:
+                raise InvalidDataset(f"member {member}: no such device")
+        elif member == ae_title or locals_.get(member) != LOCAL:
+            raise InvalidDataset(f"member {member}: not a local partition")
+    if cache_to is not None and (cache_to == ae_title or locals_.get(cache_to) != LOCAL):
+        raise InvalidDataset(f"cache {cache_to}: not a local partition")
+    if member_timeout is not None and not 0 < member_timeout <= 3600:
+        raise InvalidDataset("a member timeout is between 0 and 3600 seconds")
+    return {
+        "kind": VIRTUAL,
+        "members": json.dumps(members),
+        "cache_to": cache_to,
+        "member_timeout": member_timeout,
+    }
 
 
 def _check_port_free(conn: Connection, port: int | None, own_pk: int | None) -> None:

@@ -20,7 +20,11 @@ class RemovedFile:
 
 
 def remove_instance_rows(conn: Connection, instance_pk: int) -> list[RemovedFile]:
-    """Delete one instance and its file rows; drop the series, study and patient left empty."""
+    """Delete one instance and its file rows; drop the series, study and patient left empty.
+
+    The instance row is locked first (PostgreSQL), so a copy being recorded for it meanwhile
+    (an asynchronous mirror's) is either seen here and removed, or refused."""
+    conn.execute(select(instance.c.pk).where(instance.c.pk == instance_pk).with_for_update())
     files = conn.execute(
         select(filesystem.c.pk, filesystem.c.path, file.c.path, file.c.size)
         .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)

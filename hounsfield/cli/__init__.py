@@ -13,15 +13,18 @@ from hounsfield.cli import (
     db,
     devices,
     filesystems,
+    forward,
     imports,
     metadata,
     output,
     partitions,
     queue,
+    reconcile,
     rules,
     serve,
     services,
     status,
+    verify,
 )
 from hounsfield.settings import load_settings
 
@@ -47,7 +50,9 @@ def main(
 app.command("serve")(serve.serve)
 app.command("import")(imports.import_)
 app.command("status")(status.status)
+app.command("verify")(verify.verify)
 app.command("echo")(devices.echo)
+app.command("forward")(forward.forward)
 for _group, _name in (
     (db.app, "db"),
     (devices.app, "device"),
@@ -57,6 +62,8 @@ for _group, _name in (
     (queue.app, "queue"),
     (filesystems.app, "filesystem"),
     (rules.app, "rule"),
+    (forward.app, "forwards"),
     (services.app, "services"),
+    (reconcile.app, "reconcile"),
 ):
     app.add_typer(_group, name=_name)

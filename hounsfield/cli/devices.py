@@ -23,12 +23,28 @@ def device_add(
     host: str,
     port: int,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
+    protocol: Annotated[
+        str, typer.Option(help="How to forward to it: dimse (C-STORE) or dicomweb (STOW-RS).")
+    ] = "dimse",
+    url: Annotated[str, typer.Option(help="DICOMweb base URL (with --protocol dicomweb).")] = "",
+    associations: Annotated[
+        int, typer.Option(help="Associations (or STOW requests) at once when forwarding.")
+    ] = 1,
+    bandwidth: Annotated[
+        int | None, typer.Option("--bandwidth-kbps", help="Forwarding rate cap, kbit/s.")
+    ] = None,
+    commitment: Annotated[
+        bool, typer.Option(help="Request storage commitment after each forwarded study.")
+    ] = False,
     echo_it: Annotated[bool, typer.Option("--echo", help="C-ECHO the device once added.")] = False,
     timeout: TimeoutOpt = None,
 ) -> None:
     """Add a device, or update the one with this AE title."""
     with archive() as opened:
-        new = add_device(opened, Device(ae_title, host, port, description))
+        found = Device(
+            ae_title, host, port, description, protocol, url, associations, bandwidth, commitment
+        )
+        new = add_device(opened, found)
         console.print(f"{'added' if new else 'updated'} {ae_title} at {host}:{port}")
         if echo_it:
             _echo(opened, ae_title, timeout)
@@ -43,9 +59,21 @@ def device_list(as_json: JsonOpt = False) -> None:
         print_json(devices)
         return
     rows_table(
-        ("AE title", "host", "port", "description"),
-        ((d.ae_title, d.host, str(d.port), d.description) for d in devices),
+        ("AE title", "host", "port", "forwarding", "description"),
+        ((d.ae_title, d.host, str(d.port), _forwarding(d), d.description) for d in devices),
     )
+
+
+def _forwarding(d: Device) -> str:
+    """How forwards to the device go, in a few words."""
+    parts = [d.url if d.protocol == "dicomweb" else "C-STORE"]
+    if d.associations > 1:
+        parts.append(f"{d.associations} at once")
+    if d.bandwidth_kbps:
+        parts.append(f"max {d.bandwidth_kbps} kbit/s")
+    if d.commitment:
+        parts.append("commitment")
+    return " ".join(parts)
 
 
 @app.command("remove")

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from hounsfield.cli.output import JsonOpt, archive, console, print_json, rows_table
+
+
+class MirrorModeName(StrEnum):
+    """How a mirror gets its copies."""
+
+    sync = "sync"
+    async_ = "async"
+
 
 app = typer.Typer(help="Storage filesystems, tiers and watermarks.", no_args_is_help=True)
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -22,6 +31,13 @@ HighOpt = Annotated[int | None, typer.Option("--high", help="High watermark, per
 RoOpt = Annotated[bool | None, typer.Option("--read-only/--writable")]
 WoOpt = Annotated[bool | None, typer.Option("--write-only/--readable")]
 EnOpt = Annotated[bool | None, typer.Option("--enabled/--disabled")]
+MirrorOfOpt = Annotated[
+    Path | None, typer.Option(help="Make PATH the mirror of this registered filesystem.")
+]
+ModeOpt = Annotated[
+    MirrorModeName | None,
+    typer.Option(help="sync: copy before acknowledging (default); async: soon after."),
+]
 
 
 def parse_size(text: str | None) -> int | None:
@@ -66,11 +82,15 @@ def filesystem_add(
     read_only: RoOpt = None,
     write_only: WoOpt = None,
     enabled: EnOpt = None,
+    mirror_of: MirrorOfOpt = None,
+    mirror_mode: ModeOpt = None,
 ) -> None:
-    """Add a filesystem (or update the one at PATH)."""
+    """Add a filesystem (or update the one at PATH); with --mirror-of, as another's mirror."""
     from hounsfield.storage.tiers import add_filesystem
 
     values = _fs_options(tier, capacity, low, high, read_only, write_only, enabled)
+    values["mirror_of"] = mirror_of
+    values["mirror_mode"] = mirror_mode.value if mirror_mode else None
     with archive() as opened:
         new = add_filesystem(opened.engine, path, **values)
     console.print(f"{'added' if new else 'updated'} {path.resolve()}", markup=False)
@@ -86,11 +106,13 @@ def filesystem_set(
     read_only: RoOpt = None,
     write_only: WoOpt = None,
     enabled: EnOpt = None,
+    mirror_mode: ModeOpt = None,
 ) -> None:
-    """Change a filesystem's settings."""
+    """Change a filesystem's settings (of a mirror, also its mode)."""
     from hounsfield.storage.tiers import set_filesystem
 
     values = _fs_options(tier, capacity, low, high, read_only, write_only, enabled)
+    values["mirror_mode"] = mirror_mode.value if mirror_mode else None
     if capacity is None:
         values.pop("capacity_bytes", None)
     with archive() as opened:
@@ -119,7 +141,7 @@ def filesystem_list(as_json: JsonOpt = False) -> None:
         print_json(asdict(u) | {"percent": u.percent} for u in usages)
         return
     rows_table(
-        ("path", "tier", "flags", "low", "high", "used", "capacity", "%"),
+        ("path", "tier", "flags", "mirror of", "low", "high", "used", "capacity", "%"),
         (
             (
                 u.path,
@@ -134,6 +156,7 @@ def filesystem_list(as_json: JsonOpt = False) -> None:
                     if on
                 )
                 or "-",
+                f"{u.mirror_of} ({u.mirror_mode})" if u.is_mirror else "-",
                 str(u.low_watermark),
                 str(u.high_watermark),
                 str(u.used_bytes),

@@ -26,6 +26,19 @@ AcceptOpt = Annotated[
     str | None,
     typer.Option(help="Comma-separated AE or AE@host allowed to call; '' lets anyone."),
 ]
+MemberOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--member",
+        help="Virtual: a member, in precedence order (repeat): a partition, or device:AE.",
+    ),
+]
+CacheOpt = Annotated[
+    str | None, typer.Option(help="Virtual: keep fetched objects in this local partition.")
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option(help="Virtual: seconds each remote member gets to answer.")
+]
 
 
 def _policy(value: str | None) -> str | None:
@@ -45,8 +58,14 @@ def partition_add(
     duplicate_policy: DupOpt = None,
     caller_policy: CallerOpt = None,
     accept_from: AcceptOpt = None,
+    virtual: Annotated[
+        bool, typer.Option("--virtual", help="Answer for --member partitions and devices.")
+    ] = False,
+    member: MemberOpt = None,
+    cache_to: CacheOpt = None,
+    member_timeout: TimeoutOpt = None,
 ) -> None:
-    """Add a partition answering to AE_TITLE."""
+    """Add a partition answering to AE_TITLE (a virtual one answers for its members)."""
     with archive() as opened, db.write(opened.engine) as conn:
         rows.add(
             conn,
@@ -56,8 +75,13 @@ def partition_add(
             duplicate_policy=_policy(duplicate_policy),
             caller_policy=_policy(caller_policy),
             accept_from=_accept(accept_from) if accept_from is not None else None,
+            kind=rows.VIRTUAL if virtual else rows.LOCAL,
+            members=list(member or []),
+            cache_to=cache_to,
+            member_timeout=member_timeout,
         )
-    console.print(f"added partition {ae_title.strip()}", markup=False)
+    kind = "virtual partition" if virtual else "partition"
+    console.print(f"added {kind} {ae_title.strip()}", markup=False)
 
 
 @app.command("set")
@@ -69,8 +93,13 @@ def partition_set(
     duplicate_policy: DupOpt = None,
     caller_policy: CallerOpt = None,
     accept_from: AcceptOpt = None,
+    member: MemberOpt = None,
+    cache_to: CacheOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Keep no fetched copies.")] = False,
+    member_timeout: TimeoutOpt = None,
 ) -> None:
-    """Change some of a partition's settings; options not given stay as they are."""
+    """Change some of a partition's settings; options not given stay as they are (a virtual
+    partition's --member options replace its members)."""
     fields: dict[str, Any] = {}
     if port is not None or no_port:
         fields["port"] = None if no_port else port
@@ -82,6 +111,12 @@ def partition_set(
         fields["caller_policy"] = _policy(caller_policy)
     if accept_from is not None:
         fields["accept_from"] = _accept(accept_from)
+    if member:
+        fields["members"] = list(member)
+    if cache_to is not None or no_cache:
+        fields["cache_to"] = None if no_cache else cache_to
+    if member_timeout is not None:
+        fields["member_timeout"] = member_timeout
     with archive() as opened, db.write(opened.engine) as conn:
         rows.change(conn, ae_title, **fields)
     console.print(f"updated partition {ae_title.strip()}", markup=False)
@@ -104,7 +139,7 @@ def partition_list(as_json: JsonOpt = False) -> None:
         print_json(p.to_dict() for p in found)
         return
     rows_table(
-        ("AE title", "port", "duplicates", "callers", "accept from", "description"),
+        ("AE title", "port", "duplicates", "callers", "accept from", "members", "description"),
         (
             (
                 p.ae_title,
@@ -112,11 +147,20 @@ def partition_list(as_json: JsonOpt = False) -> None:
                 _shown(p.duplicate_policy, p.own_duplicate_policy),
                 _shown(p.caller_policy, p.own_caller_policy),
                 ", ".join(p.accept_from) or "anyone",
+                _members(p),
                 p.description or "-",
             )
             for p in found
         ),
     )
+
+
+def _members(p: rows.Partition) -> str:
+    """A virtual partition's members (and cache), '-' for a local one."""
+    if not p.virtual:
+        return "-"
+    text = ", ".join(p.members)
+    return f"{text}; cache {p.cache_to}" if p.cache_to else text
 
 
 def _shown(effective: str, own: str | None) -> str:

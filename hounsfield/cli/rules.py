@@ -18,7 +18,7 @@ app = typer.Typer(help="Server rules.", no_args_is_help=True)
 @app.command("add")
 def rule_add(
     name: str,
-    action: Annotated[str, typer.Option(help="tier1-retention, archive-copy, delete, ...")],
+    action: Annotated[str, typer.Option(help="tier1-retention, archive-copy, forward, ...")],
     when: Annotated[
         list[str] | None,
         typer.Option(help="Condition: Attr=V, Attr=A|B, Attr~regex, Attr?, !Attr; CallingAE=X"),
@@ -32,6 +32,22 @@ def rule_add(
     syntax: Annotated[str | None, typer.Option(help="Compression syntax.")] = None,
     ratio: Annotated[float | None, typer.Option(help="Lossy compression ratio.")] = None,
     tier: Annotated[int | None, typer.Option(help="Archive copy tier.")] = None,
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="Forward: a destination device (repeat).")
+    ] = None,
+    trigger: Annotated[
+        str | None, typer.Option(help="Forward on 'receipt' or once 'settled' (default).")
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option(help="Forward only inside this window, e.g. 22:00-06:00.")
+    ] = None,
+    require_committed: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require-committed",
+            help="Online retention: only once this destination committed the study (repeat).",
+        ),
+    ] = None,
 ) -> None:
     """Add a rule, or replace the one with this name."""
     from hounsfield.rules.model import Rule, parse_after, parse_condition
@@ -44,6 +60,14 @@ def rule_add(
         params["ratio"] = ratio
     if tier:
         params["tier"] = tier
+    if to:
+        params["destinations"] = list(to)
+    if trigger:
+        params["trigger"] = trigger
+    if window:
+        params["window"] = window
+    if require_committed:
+        params["require_committed"] = list(require_committed)
     with archive() as opened:
         rule = Rule(
             name=name,

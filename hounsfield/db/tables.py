@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -44,6 +45,14 @@ partition = Table(
     Column("caller_policy", String(16), nullable=True),
     # JSON list of "AE" or "AE@host" entries allowed to call; empty: any (per caller_policy).
     Column("accept_from", Text, nullable=False, default="[]"),
+    # "local" holds data; "virtual" answers for its members: a JSON list, in precedence
+    # order, of local partitions' AE titles and "device:AE" remote peers. Objects fetched
+    # from a peer are kept in the partition `cache_to` (none: not kept); each remote member
+    # gets `member_timeout` seconds (none: the node's timeouts).
+    Column("kind", String(8), nullable=False, default="local"),
+    Column("members", Text, nullable=False, default="[]"),
+    Column("cache_to", String(16), nullable=True),
+    Column("member_timeout", Float, nullable=True),
 )
 
 filesystem = Table(
@@ -58,6 +67,10 @@ filesystem = Table(
     Column("capacity_bytes", BigInteger, nullable=True),
     Column("low_watermark", Integer, nullable=False, default=80),
     Column("high_watermark", Integer, nullable=False, default=90),
+    # A mirror holds a second copy of everything written to the filesystem it mirrors:
+    # "sync" before the store is acknowledged, "async" by a work item soon after.
+    Column("mirror_of_pk", ForeignKey("filesystem.pk"), nullable=True),
+    Column("mirror_mode", String(8), nullable=True),
 )
 
 device = Table(
@@ -68,6 +81,13 @@ device = Table(
     Column("host", String(255), nullable=False),
     Column("port", Integer, nullable=False),
     Column("description", Text, nullable=False, default=""),
+    # Forwarding: "dimse" (C-STORE) or "dicomweb" (STOW-RS to `url`), how many associations
+    # at once, an optional bandwidth cap (kbit/s), whether to request storage commitment.
+    Column("protocol", String(8), nullable=False, default="dimse"),
+    Column("url", Text, nullable=False, default=""),
+    Column("associations", Integer, nullable=False, default=1),
+    Column("bandwidth_kbps", Integer, nullable=True),
+    Column("commitment", Boolean, nullable=False, default=False),
 )
 
 patient = Table(
@@ -164,6 +184,8 @@ file = Table(
     Column("transfer_syntax", String(64), nullable=False),
     Column("checksum", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # When storage verification last found the file's size and checksum as indexed.
+    Column("verified_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("filesystem_pk", "path"),
 )
 
@@ -277,4 +299,122 @@ app_log = Table(
     Column("node", String(64), nullable=False),
     Column("message", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Forwarding: one row per (study or series, destination) with what has been sent and committed.
+forward = Table(
+    "forward",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("partition_pk", ForeignKey("partition.pk"), nullable=False),
+    Column("study_iuid", String(64), nullable=False),
+    Column("series_iuid", String(64), nullable=False, default=""),  # "": the whole study
+    Column("destination", String(16), nullable=False),
+    # pending, sending, sent (waiting for commitment), committed (or sent, without
+    # commitment: done), failed (dead-lettered)
+    Column("state", String(16), nullable=False),
+    Column("instances", Integer, nullable=False, default=0),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("committed", Integer, nullable=False, default=0),
+    Column("refused", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("transaction_uid", String(64), nullable=True),
+    Column("reason", String(64), nullable=False, default=""),  # the rule, or "by hand"
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("committed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("partition_pk", "study_iuid", "series_iuid", "destination"),
+    Index(None, "destination", "state"),
+    Index(None, "transaction_uid"),
+)
+
+# Each instance a forward sent: acknowledged ("sent"), then "committed" or "refused" by the
+# destination's storage commitment report.
+forward_instance = Table(
+    "forward_instance",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("forward_pk", ForeignKey("forward.pk", ondelete="CASCADE"), nullable=False),
+    Column("sop_iuid", String(64), nullable=False),
+    Column("sop_cuid", String(64), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("forward_pk", "sop_iuid"),
+)
+
+# Reconciliation with a peer: one report per run (its per-day counts and notes as JSON) and
+# the differences it found (pass 1) and those left after fetching or pushing (pass 2).
+reconcile_report = Table(
+    "reconcile_report",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("partition_ae", String(16), nullable=False),
+    Column("peer_ae", String(16), nullable=False),
+    Column("date_from", String(8), nullable=False),
+    Column("date_to", String(8), nullable=False),
+    Column("direction", String(8), nullable=False, default="none"),  # none, fetch, push, both
+    Column("reason", String(64), nullable=False, default=""),  # "by hand", or the job's name
+    # running, complete, incomplete (the peer capped a list that could not be split), failed
+    Column("state", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("local_studies", Integer, nullable=False, default=0),
+    Column("local_instances", Integer, nullable=False, default=0),
+    Column("peer_studies", Integer, nullable=False, default=0),
+    Column("peer_instances", Integer, nullable=False, default=0),
+    # objects missing here / held only here, as first found; repaired; left at the end
+    Column("missing", Integer, nullable=False, default=0),
+    Column("extra", Integer, nullable=False, default=0),
+    Column("fetched", Integer, nullable=False, default=0),
+    Column("pushed", Integer, nullable=False, default=0),
+    Column("missing_left", Integer, nullable=False, default=0),
+    Column("extra_left", Integer, nullable=False, default=0),
+    Column("passes", Integer, nullable=False, default=0),  # 2: compared again after repair
+    Column("days", Text, nullable=False, default="[]"),
+    Column("notes", Text, nullable=False, default="[]"),
+    Column("error", Text, nullable=False, default=""),
+    Index(None, "partition_ae", "peer_ae", "state"),
+)
+
+reconcile_difference = Table(
+    "reconcile_difference",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column(
+        "report_pk",
+        ForeignKey("reconcile_report.pk", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("pass_no", Integer, nullable=False),  # 1: as found, 2: left after the repair
+    Column("side", String(8), nullable=False),  # missing (here) or extra (here only)
+    Column("level", String(8), nullable=False),  # STUDY, SERIES or IMAGE
+    Column("study_iuid", String(64), nullable=False),
+    Column("series_iuid", String(64), nullable=False, default=""),
+    Column("sop_iuid", String(64), nullable=False, default=""),
+    Column("sop_cuid", String(64), nullable=False, default=""),
+    Column("study_date", String(8), nullable=False, default=""),
+    Column("instances", Integer, nullable=False, default=1),
+    Column("repair", String(16), nullable=False, default=""),  # fetched, pushed, failed
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# Scheduled reconciliations: one per (partition, peer, period), run by the
+# reconcile-with-peers service when due.
+reconcile_job = Table(
+    "reconcile_job",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("partition_ae", String(16), nullable=False),
+    Column("peer_ae", String(16), nullable=False),
+    Column("period", String(16), nullable=False),  # yesterday, last-7-days, last-month
+    Column("direction", String(8), nullable=False, default="none"),
+    Column("at_time", String(5), nullable=False, default="02:00"),  # node's local time
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+    Column("last_run_at", DateTime(timezone=True), nullable=True),
+    Column("last_report_pk", BigInteger, nullable=True),
 )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +25,7 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
+    StorageCommitmentPushModel,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -48,6 +51,8 @@ FIND = str(StudyRootQueryRetrieveInformationModelFind)
 MOVE = str(StudyRootQueryRetrieveInformationModelMove)
 GET = str(StudyRootQueryRetrieveInformationModelGet)
 VERIFICATION = str(Verification)
+COMMITMENT = str(StorageCommitmentPushModel)
+COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # the well-known SOP Instance
 
 Converter = Callable[[Path], Dataset]
 """Decodes a stored file into an uncompressed little endian dataset."""
@@ -74,6 +79,7 @@ class PeerAssociation:
         self.assoc, self.peer, self.timeouts = assoc, peer, timeouts
         self._ids = itertools.count(1)
         self._open: FindStream | RetrieveStream | None = None
+        self._reports = threading.Event()
 
     def __enter__(self) -> PeerAssociation:
         return self
@@ -148,6 +154,50 @@ class PeerAssociation:
         if "Status" not in status:
             raise self.failure("N-EVENT-REPORT")
         return int(status.Status)
+
+    def commit(self, transaction: str, refs: Sequence[tuple[str, str]]) -> int:
+        """Request Storage Commitment (N-ACTION) of the (SOP Class, SOP Instance) pairs
+        `refs` under `transaction`; the peer's status. The association must have been opened
+        with a Storage Commitment Push Model context; the result comes in an N-EVENT-REPORT
+        (see `on_event_report`), here or on an association the peer opens."""
+        info = Dataset()
+        info.TransactionUID = transaction
+        info.ReferencedSOPSequence = []
+        for cuid, iuid in refs:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = cuid
+            ref.ReferencedSOPInstanceUID = iuid
+            info.ReferencedSOPSequence.append(ref)
+        status, _ = self.assoc.send_n_action(
+            info, 1, COMMITMENT, COMMITMENT_INSTANCE, msg_id=self._ready("N-ACTION")
+        )
+        if "Status" not in status:
+            raise self.failure("N-ACTION")
+        return int(status.Status)
+
+    def on_event_report(self, callback: Callable[[int, Dataset], int]) -> None:
+        """Answer the N-EVENT-REPORTs the peer sends on this association with
+        `callback(event type, event information) -> status`."""
+
+        def handle(event: evt.Event) -> tuple[int, None]:
+            try:
+                return callback(int(event.event_type), event.event_information), None
+            finally:
+                self._reports.set()
+
+        self._reports.clear()
+        self.assoc.bind(evt.EVT_N_EVENT_REPORT, handle)
+
+    def wait_for_event_report(self, seconds: float) -> bool:
+        """Wait until an N-EVENT-REPORT arrived on this association (True), the association
+        ended or `seconds` passed (False)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._reports.wait(min(left, connect.SLICE * 4)):
+                return True
+            if not self.assoc.is_established:
+                return False
+        return False
 
     def find(self, query: Dataset, model: str = FIND) -> FindStream:
         """C-FIND; the matches as they arrive. Closing the stream (or leaving its `with`

@@ -1,10 +1,11 @@
-"""Storage Commitment Push Model SCP: record the request durably, answer N-ACTION, report.
+"""Storage Commitment Push Model: requests as SCP, and destinations' results as SCU.
 
-The request becomes a `commitment-report` work item before the N-ACTION response goes out,
+As SCP, the request becomes a `commitment-report` work item before the N-ACTION response goes out,
 so the report survives the loss of this node. While the requestor's association is still
 open, this node verifies at once and reports on it; the work item is then marked done.
 Otherwise (the requestor released, or this node died) any node's worker verifies and reports
-on an association of its own, with retries.
+on an association of its own, with retries. As SCU, a destination this node forwarded to
+reports on an association of its own; the result is recorded with the forward.
 """
 
 from __future__ import annotations
@@ -27,9 +28,15 @@ from hounsfield.archive.commit import (
 )
 from hounsfield.archive.context import Archive
 from hounsfield.dimse.partition import called_partition, calling_ae
+from hounsfield.sites.commitment import record_report
 
 log = logging.getLogger(__name__)
 SAME_ASSOCIATION_WAIT = 3.0  # seconds
+
+
+def handle_event_report(event: Event, archive: Archive) -> tuple[int, None]:
+    """A destination's Storage Commitment result for a forward, on an association it opened."""
+    return record_report(archive, int(event.event_type), event.event_information), None
 
 
 def handle_action(event: Event, archive: Archive) -> tuple[int, Dataset | None]:
@@ -80,9 +87,9 @@ def _report_here(archive: Archive, event: Event, request: Request, item_pk: int)
         status, _ = assoc.send_n_event_report(
             info, event_type, StorageCommitmentPushModel, COMMITMENT_INSTANCE
         )
-        if "Status" in status:
+        if status.get("Status") == 0x0000:
             reported(archive, item_pk)
-        else:
+        else:  # no answer, or the requestor did not take it: on a new association
             report_elsewhere(archive, item_pk)
     except Exception:
         log.exception("storage commitment %s: reporting later", request.transaction)

@@ -1,4 +1,4 @@
-"""C-FIND SCP for the Patient Root and Study Root models, with C-CANCEL."""
+"""C-FIND SCP (Patient and Study Root, C-CANCEL), on a partition or over a virtual one."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hounsfield.archive.query import Root, find
 from hounsfield.dimse.partition import called_partition
 from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import LATENCY
+from hounsfield.sites.virtual import virtual_find
 
 CANCEL, PENDING, SUCCESS = 0xFE00, 0xFF00, 0x0000
 
@@ -25,7 +26,12 @@ def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset |
     root: Root = "patient" if model == PatientRootQueryRetrieveInformationModelFind else "study"
     try:
         identifier = event.identifier
-        results = find(archive, identifier, partition=called_partition(archive, event), root=root)
+        part = called_partition(archive, event)
+        results = (
+            virtual_find(archive, identifier, part, root=root)
+            if part.virtual
+            else find(archive, identifier, partition=part, root=root)
+        )
         for ds in results:
             if event.is_cancelled:
                 yield CANCEL, None

@@ -1,13 +1,18 @@
-"""C-GET and C-MOVE SCP: send stored bytes as they are, or decompressed when the peer needs it."""
+"""C-GET and C-MOVE SCP: stored bytes as they are (decompressed when the peer needs it), and
+through a virtual partition what its remote members hold, fetched and passed on."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext
@@ -15,6 +20,7 @@ from pynetdicom.presentation import PresentationContext
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate
 from hounsfield.archive.retrieve import Plan, plan
+from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet.contexts import query_contexts, storage_contexts
 from hounsfield.dicomnet.rawsend import StoredFile
 from hounsfield.dicomnet.scu import VERIFICATION, associate
@@ -23,6 +29,7 @@ from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import BYTES_SENT, INSTANCES_SENT, LATENCY
 from hounsfield.sites.devices import find_device
 from hounsfield.sites.peers import peer_of
+from hounsfield.sites.virtual_fetch import Fetch, Missing, Remote, sources
 
 log = logging.getLogger(__name__)
 CANCEL, PENDING = 0xFE00, 0xFF00
@@ -38,14 +45,20 @@ def _accepted(assoc: Association, role: str) -> dict[str, set[str]]:
 
 
 def _items(
-    event: Event, matches: list[Located], accepted: dict[str, set[str]], service: str
+    event: Event,
+    matches: Iterable[Located | Missing],
+    accepted: dict[str, set[str]],
+    service: str,
 ) -> Iterator[tuple[int, Any]]:
-    """The (status, path-or-dataset) yields for each match, honouring C-CANCEL."""
+    """The (status, path-or-dataset) yields for each match, honouring C-CANCEL; an object
+    that cannot be sent (or that a virtual partition's member did not deliver) fails."""
     for located in matches:
         if event.is_cancelled:
             yield CANCEL, None
             return
         try:
+            if isinstance(located, Missing):
+                raise LookupError(f"{located.sop_instance} not fetched: {located.reason}")
             chosen: Plan = plan(located, accepted.get(located.sop_class, set()))
         except Exception as exc:
             log.warning("%s: %s", service, exc)
@@ -62,25 +75,56 @@ def _items(
             yield PENDING, chosen.dataset
 
 
+@dataclass
+class _Found:
+    """What a retrieve sends: stored objects, and for a virtual partition those fetched."""
+
+    local: list[Located]
+    remote: list[Remote] = field(default_factory=list)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(SOP Class, transfer syntax) of everything, fetched ones as little endian."""
+        out = [(m.sop_class, m.transfer_syntax) for m in self.local]
+        return out + [(r.sop_class, ExplicitVRLittleEndian) for r in self.remote]
+
+    @contextmanager
+    def objects(self, archive: Archive, part: Partition) -> Iterator[Iterable[Located | Missing]]:
+        """Every object in order: the stored ones, then the fetched ones as they arrive."""
+        fetch = Fetch(archive, part, self.remote)
+        try:
+            yield chain(self.local, fetch)
+        finally:
+            fetch.close()
+
+
+def _found(archive: Archive, identifier: Dataset, part: Partition) -> _Found:
+    if part.virtual:
+        got = sources(archive, identifier, part)
+        return _Found(got.local, got.remote)
+    return _Found(locate(archive, identifier, partition=part))
+
+
 def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
     """C-GET: the objects go back over the requesting association."""
     started = time.perf_counter()
+    part = called_partition(archive, event)
     try:
-        matches = locate(archive, event.identifier, partition=called_partition(archive, event))
+        found = _found(archive, event.identifier, part)
     except Exception as exc:
         yield 0
         yield query_failure("c_get", exc), None
         return
-    yield len(matches)
-    yield from _items(event, matches, _accepted(event.assoc, "scu"), "c_get")
+    yield len(found.local) + len(found.remote)
+    with found.objects(archive, part) as objects:
+        yield from _items(event, objects, _accepted(event.assoc, "scu"), "c_get")
     LATENCY.labels("c_get").observe(time.perf_counter() - started)
 
 
-def move_contexts(matches: list[Located]) -> list[PresentationContext]:
+def move_contexts(pairs: list[tuple[str, str]]) -> list[PresentationContext]:
     """The C-MOVE sub-association's contexts: each stored (SOP class, syntax) pair on its own,
     so that the destination takes every object as stored, and a little endian fallback per
     SOP class (see `dicomnet.contexts`)."""
-    return storage_contexts(((m.sop_class, m.transfer_syntax) for m in matches), fit=True)
+    return storage_contexts(pairs, fit=True)
 
 
 def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
@@ -99,21 +143,22 @@ def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
         return
     partition = called_partition(archive, event)
     holder: dict[str, Association] = {}
-    matches: list[Located] = []
+    found = _Found([])
 
     def _open() -> Association:
-        contexts = move_contexts(matches) or query_contexts([VERIFICATION])
+        contexts = move_contexts(found.pairs()) or query_contexts([VERIFICATION])
         link = associate(peer_of(device), archive.settings, contexts, calling_ae=partition.ae_title)
         holder["assoc"] = link.assoc
         return link.assoc
 
     yield device.host, device.port, {"opener": _open}
     try:
-        matches.extend(locate(archive, event.identifier, partition=partition))
+        found = _found(archive, event.identifier, partition)
     except Exception as exc:
         query_failure("c_move", exc)  # logged and counted; pynetdicom answers 0xC513
         raise
-    yield len(matches)
+    yield len(found.local) + len(found.remote)
     accepted = _accepted(holder["assoc"], "scu") if "assoc" in holder else {}
-    yield from _items(event, matches, accepted, "c_move")
+    with found.objects(archive, partition) as objects:
+        yield from _items(event, objects, accepted, "c_move")
     LATENCY.labels("c_move").observe(time.perf_counter() - started)

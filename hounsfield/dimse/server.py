@@ -36,7 +36,7 @@ from hounsfield.dicomnet.admission import (
 from hounsfield.dicomnet.handoff import DispatchingServer, HandedServer, LoadBoard
 from hounsfield.dicomnet.nodelay import set_nodelay
 from hounsfield.dicomnet.serving import ServingAE
-from hounsfield.dimse.commitment import handle_action
+from hounsfield.dimse.commitment import handle_action, handle_event_report
 from hounsfield.dimse.find import handle_find
 from hounsfield.dimse.partition import set_partition
 from hounsfield.dimse.retrieve import handle_get, handle_move
@@ -69,7 +69,9 @@ def build_ae(archive: Archive, max_associations: int | None = None) -> AE:
     ae.add_supported_context(Verification)
     for uid in QUERY_RETRIEVE:
         ae.add_supported_context(uid)
-    ae.add_supported_context(StorageCommitmentPushModel)
+    # As SCP for modalities, and as SCU for the reports of destinations this node forwards
+    # to with storage commitment (they open an association in the SCP role to report).
+    ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
     return ae
 
 
@@ -169,6 +171,7 @@ class DimseServer:
             (evt.EVT_C_GET, partial(handle_get, archive=a)),
             (evt.EVT_C_MOVE, partial(handle_move, archive=a)),
             (evt.EVT_N_ACTION, partial(handle_action, archive=a)),
+            (evt.EVT_N_EVENT_REPORT, partial(handle_event_report, archive=a)),
         ]
 
     def start(self, dispatch: Callable[[socket.socket, Any], bool] | None = None) -> None:

@@ -1,1 +1,1 @@
-"""Lifecycle operations on stored studies: migrate, compress, archive copy, reinventory."""
+"""Lifecycle operations on stored studies: migrate, compress, copy, mirror, reinventory, verify."""

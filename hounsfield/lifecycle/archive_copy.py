@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def default_tier(usages: Sequence[Usage]) -> int:
-    """The highest tier that has an enabled, writable (possibly write-only) filesystem."""
-    tiers = [u.tier for u in usages if u.enabled and not u.read_only]
+    """The highest tier that has an enabled, writable (possibly write-only) filesystem that is
+    not a mirror."""
+    tiers = [u.tier for u in usages if u.enabled and not u.read_only and not u.is_mirror]
     if not tiers:
         raise StorageFull("no enabled, writable filesystem to hold archive copies")
     return max(tiers)
@@ -35,9 +36,12 @@ def _has_room(u: Usage, size: int) -> bool:
 
 
 def choose_copy_target(usages: Sequence[Usage], tier: int, held: set[int], size: int) -> Usage:
-    """An enabled, writable filesystem of `tier`: one in `held` (already holding part of the
-    study) first, else the first with room below its high watermark for `size` bytes."""
-    writable = [u for u in usages if u.tier == tier and u.enabled and not u.read_only]
+    """An enabled, writable filesystem (not a mirror) of `tier`: one in `held` (already holding
+    part of the study) first, else the first with room below its high watermark for `size`
+    bytes."""
+    writable = [
+        u for u in usages if u.tier == tier and u.enabled and not u.read_only and not u.is_mirror
+    ]
     for u in sorted(writable, key=lambda u: (u.pk not in held, u.pk)):
         if u.pk in held or _has_room(u, size):
             return u
@@ -47,7 +51,8 @@ def choose_copy_target(usages: Sequence[Usage], tier: int, held: set[int], size:
 def copy_to_tier(archive: Archive, study_pk: int, tier: int | None = None) -> Moved:
     """Copy, verified against the recorded checksums, every instance of a study that has no
     file on a filesystem of `tier` (default: `default_tier`) there; reads each from a readable,
-    lowest-tier copy. Returns what was copied (nothing when the tier already holds it all)."""
+    lowest-tier copy (a mirror's only when there is no other). A mirror copy is no tier copy.
+    Returns what was copied (nothing when the tier already holds it all)."""
     usages = list_filesystems(archive.engine)
     by_pk = {u.pk: u for u in usages}
     tier = tier or default_tier(usages)
@@ -58,7 +63,7 @@ def copy_to_tier(archive: Archive, study_pk: int, tier: int | None = None) -> Mo
             .join(series, series.c.pk == instance.c.series_pk)
             .where(series.c.study_pk == study_pk)
         ).all()
-    on_tier = {fs for _i, fs, _s in rows if by_pk[fs].tier == tier}
+    on_tier = {fs for _i, fs, _s in rows if by_pk[fs].tier == tier and not by_pk[fs].is_mirror}
     copied = {i for i, fs, _s in rows if fs in on_tier}
     sources: dict[int, tuple[int, int]] = {}  # instance -> (filesystem, size) to read from
     for inst, fs, size in rows:
@@ -66,8 +71,9 @@ def copy_to_tier(archive: Archive, study_pk: int, tier: int | None = None) -> Mo
             continue
         u = by_pk[fs]
         best = sources.get(inst)
-        rank = (u.write_only, u.tier, u.pk)
-        if best is None or rank < (by_pk[best[0]].write_only, by_pk[best[0]].tier, best[0]):
+        rank = (u.is_mirror, u.write_only, u.tier, u.pk)
+        b = by_pk[best[0]] if best is not None else None
+        if b is None or rank < (b.is_mirror, b.write_only, b.tier, b.pk):
             sources[inst] = (fs, size)
     if not sources:
         return Moved(0, 0, "")

@@ -3,7 +3,9 @@
 Per object: the compressed file is written under a new name next to the original (or, lossy,
 under its new SOP Instance UID), fsynced and verified; one transaction points the index at it;
 then the original is unlinked. A crash leaves the original indexed and readable, or the new
-file indexed and a stale original that the next run removes."""
+file indexed and a stale original that the next run removes. A file on a mirrored filesystem
+is compressed once: the same new file is written to the mirror too, and its mirror row follows
+in the same transaction."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sqlalchemy import Connection, select, update
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.metadata import invalidate
+from hounsfield.catalog.copies import Copy, add_copy, drop_copies
 from hounsfield.catalog.parse import normalize_date, parse_header, text
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem, instance, partition, series, study
@@ -30,6 +33,7 @@ from hounsfield.imaging.compress import (
 from hounsfield.storage.atomic import remove_quietly, write_atomic
 from hounsfield.storage.filemeta import file_meta_bytes, split_part10
 from hounsfield.storage.layout import object_path, token_of
+from hounsfield.storage.mirrors import Mirror, mirrors
 
 log = logging.getLogger(__name__)
 SUFFIX = {"jpeg2000-lossless": "j2k", "jpeg-ls-lossless": "jls", "htj2k-lossless": "htj2k"}
@@ -66,9 +70,16 @@ class _Stored:
     path: str
     size: int
     syntax: str
+    mirror: Mirror | None = None  # the mirror of the file's filesystem
+
+    @property
+    def roots(self) -> list[Path]:
+        """Where the file is: its filesystem, and its mirror."""
+        return [self.root] + ([self.mirror.root] if self.mirror else [])
 
 
 def _files(archive: Archive, study_pk: int) -> tuple[str, list[_Stored]]:
+    """The study's partition and its files, except mirror copies (they follow their file)."""
     with db.read(archive.engine) as conn:
         title = conn.scalar(
             select(partition.c.ae_title)
@@ -83,14 +94,18 @@ def _files(archive: Archive, study_pk: int) -> tuple[str, list[_Stored]]:
                 file.c.path,
                 file.c.size,
                 file.c.transfer_syntax,
+                file.c.filesystem_pk,
             )
             .join(filesystem, filesystem.c.pk == file.c.filesystem_pk)
             .join(instance, instance.c.pk == file.c.instance_pk)
             .join(series, series.c.pk == instance.c.series_pk)
-            .where(series.c.study_pk == study_pk)
+            .where(series.c.study_pk == study_pk, filesystem.c.mirror_of_pk.is_(None))
             .order_by(file.c.pk)
         ).all()
-    return title or "", [_Stored(r[0], r[1], Path(r[2]), r[3], r[4], r[5]) for r in rows]
+        maps = mirrors(conn)
+    return title or "", [
+        _Stored(r[0], r[1], Path(r[2]), r[3], r[4], r[5], maps.get(r[6])) for r in rows
+    ]
 
 
 def compress_study(
@@ -144,8 +159,9 @@ def _remove_leftover(obj: _Stored) -> None:
             return
         token = token_of(current.name)
         original = current.with_name(f"{source}_{token}.dcm" if token else f"{source}.dcm")
-    if original != current and (obj.root / original).exists():
-        remove_quietly(obj.root / original)
+    for root in obj.roots if original != current else []:
+        if (root / original).exists():
+            remove_quietly(root / original)
 
 
 def _compress_one(
@@ -179,7 +195,15 @@ def _compress_one(
             token,
         )
     written = write_atomic(obj.root / rel, (meta, data), fsync=archive.settings.fsync)
+    mirror = obj.mirror if obj.mirror is not None and obj.mirror.active else None
+    try:
+        if mirror is not None:
+            write_atomic(mirror.root / rel, (meta, data), fsync=archive.settings.fsync)
+    except BaseException:
+        remove_quietly(obj.root / rel)
+        raise
     header = parse_header(data, str(result.syntax)).header
+    replaced: list[Path] = []
     with db.write(archive.engine) as conn:
         changed = conn.execute(
             update(file)
@@ -197,11 +221,28 @@ def _compress_one(
         ).rowcount
         if changed:
             _reindex(conn, obj, header, sop, str(ds.SOPInstanceUID), written.size)
+            syntax = str(result.syntax)
+            new = Copy(0, obj.instance_pk, 0, rel, written.size, syntax, written.checksum)
+            replaced = _follow(conn, obj, new, mirror)
     if not changed:  # another run got there first
-        remove_quietly(obj.root / rel)
+        for root in [obj.root] + ([mirror.root] if mirror else []):
+            remove_quietly(root / rel)
         return None
     remove_quietly(source)
+    for old in replaced:
+        remove_quietly(old)
     return written.size
+
+
+def _follow(conn: Connection, obj: _Stored, new: Copy, mirror: Mirror | None) -> list[Path]:
+    """Point the file's mirror row at the new file (written to the mirror when it is active;
+    an inactive mirror loses its stale copy); the replaced mirror files to unlink."""
+    if obj.mirror is None:
+        return []
+    old = drop_copies(conn, [obj.instance_pk], obj.mirror.pk)
+    if mirror is not None:
+        add_copy(conn, new, mirror.pk)
+    return [obj.mirror.root / o.path for o in old if o.path != new.path]
 
 
 def _reindex(

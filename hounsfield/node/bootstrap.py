@@ -19,6 +19,7 @@ from hounsfield.rules.saved import apply_declared as apply_rules
 from hounsfield.scheduled.scheduler import Scheduler
 from hounsfield.settings import Settings
 from hounsfield.sites.devices import apply_declared as apply_devices
+from hounsfield.sites.reconcile_schedule import apply_declared as apply_reconcile_jobs
 from hounsfield.storage.tiers import apply_declared as apply_filesystems
 from hounsfield.web.app import create_app
 from hounsfield.workers.runner import Worker
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def apply_declared(archive: Archive) -> None:
     """Make the database match what the TOML file declares: partitions, devices,
-    filesystems and rules."""
+    filesystems, rules and scheduled reconciliations."""
     settings = archive.settings
     with db.write(archive.engine) as conn:
         partitions.apply_declared(conn, settings.partitions)
@@ -37,6 +38,7 @@ def apply_declared(archive: Archive) -> None:
     apply_rules(archive.engine, settings.rules)
     archive.filesystems.invalidate()
     archive.forget_partitions()
+    apply_reconcile_jobs(archive, settings.reconcile)
 
 
 def serve(settings: Settings) -> None:

@@ -12,6 +12,8 @@ from pydicom.dataset import Dataset
 
 from hounsfield.rules.model import ACTIONS, CALLING_AE, Condition, Rule
 
+FORWARD = "forward"
+
 
 @dataclass(frozen=True)
 class StudyFacts:
@@ -87,6 +89,8 @@ def evaluate(rules: Iterable[Rule], facts: StudyFacts) -> list[Eligibility]:
     ordered = [r for r in rules if r.enabled]
     out = []
     for action in ACTIONS:
+        if action == FORWARD:
+            continue  # every matching forward rule applies: see `forwards`
         mine = [r for r in ordered if r.action == action]
         if any(r.exempt and matches(r, facts) for r in mine):
             continue
@@ -97,3 +101,27 @@ def evaluate(rules: Iterable[Rule], facts: StudyFacts) -> list[Eligibility]:
             at = _base(chosen, facts) + timedelta(seconds=chosen.after_seconds)
             out.append(Eligibility(action, at, chosen.name, dict(chosen.params)))
     return out
+
+
+def forwards(rules: Iterable[Rule], facts: StudyFacts, trigger: str) -> list[Eligibility]:
+    """Every enabled forward rule with this trigger whose conditions hold, unless an exempt
+    forward rule matches (then none); a default forward rule applies when no other does."""
+    mine = [
+        r
+        for r in rules
+        if r.enabled and r.action == FORWARD and r.params.get("trigger", "settled") == trigger
+    ]
+    if any(r.exempt and matches(r, facts) for r in rules if r.action == FORWARD and r.enabled):
+        return []
+    chosen = [r for r in mine if not r.exempt and not r.is_default and matches(r, facts)]
+    if not chosen:
+        chosen = [r for r in mine if r.is_default and not r.exempt]
+    return [
+        Eligibility(
+            FORWARD,
+            _base(r, facts) + timedelta(seconds=r.after_seconds),
+            r.name,
+            dict(r.params),
+        )
+        for r in chosen
+    ]

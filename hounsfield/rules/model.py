@@ -15,7 +15,9 @@ ACTIONS = (
     "delete",
     "lossless-compress",
     "lossy-compress",
+    "forward",
 )
+TRIGGERS = ("receipt", "settled")
 SYNTAXES = {
     "lossless-compress": ("jpeg2000-lossless", "jpeg-ls-lossless", "htj2k-lossless"),
     "lossy-compress": ("jpeg2000",),
@@ -33,6 +35,7 @@ _UNITS = {
 }
 _AFTER = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
 _KEYWORD = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_WINDOW = re.compile(r"^\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*$")
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,26 @@ class Rule:
             ratio = self.params.get("ratio")
             if not isinstance(ratio, int | float) or ratio <= 1:
                 raise InvalidDataset("a lossy-compress rule needs a ratio above 1")
+        if self.action == "forward":
+            _check_forward(self.params)
         tier = self.params.get("tier")
         if tier is not None and (self.action != "archive-copy" or tier not in (1, 2, 3)):
             raise InvalidDataset("only archive-copy takes a tier, and it is 1, 2 or 3")
+
+
+def destinations(params: dict[str, Any]) -> list[str]:
+    """A forward rule's destination AE titles (a list, or one string of comma-separated)."""
+    value = params.get("destinations", params.get("destination", []))
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(v).strip() for v in items if str(v).strip()]
+
+
+def _check_forward(params: dict[str, Any]) -> None:
+    if not destinations(params):
+        raise InvalidDataset("a forward rule needs one or more destinations")
+    trigger = params.get("trigger", "settled")
+    if trigger not in TRIGGERS:
+        raise InvalidDataset(f"a forward rule triggers on {' or '.join(TRIGGERS)}, not {trigger!r}")
+    window = params.get("window")
+    if window is not None and not _WINDOW.match(str(window)):
+        raise InvalidDataset(f"cannot read window {window!r}; write e.g. '22:00-06:00'")

@@ -29,7 +29,11 @@ def _uncopied(conn: Connection, params: str, tier: int) -> list[tuple[int, int, 
     on_tier = (
         select(held.c.pk)
         .join(held_fs, held_fs.c.pk == held.c.filesystem_pk)
-        .where(held.c.instance_pk == instance.c.pk, held_fs.c.tier == tier)
+        .where(
+            held.c.instance_pk == instance.c.pk,
+            held_fs.c.tier == tier,
+            held_fs.c.mirror_of_pk.is_(None),  # a mirror's copy is no tier copy
+        )
         .exists()
     )
     missing = (

@@ -60,7 +60,7 @@ def import_files(run: Run) -> str:
     titles = run.archive.partition_titles()
     queued = 0
     for fs in list_filesystems(run.archive.engine):
-        if fs.tier != 1 or not fs.enabled or fs.read_only:
+        if fs.tier != 1 or not fs.enabled or fs.read_only or fs.is_mirror:
             continue
         root = Path(fs.path)
         for title in titles:

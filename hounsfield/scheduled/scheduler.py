@@ -13,7 +13,15 @@ from hounsfield.scheduled import lock
 from hounsfield.scheduled.registry import SERVICES, Run
 
 log = logging.getLogger(__name__)
-MODULES = ("watermark", "archive_copy", "maintenance", "folders", "applog")
+MODULES = (
+    "watermark",
+    "archive_copy",
+    "maintenance",
+    "folders",
+    "applog",
+    "verification",
+    "reconcile",
+)
 LEASE = timedelta(minutes=10)
 
 

@@ -6,12 +6,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from hounsfield.alerts import raise_alert
 from hounsfield.db import engine as db
-from hounsfield.db.tables import file, instance, series, study, study_outcome, work_item
+from hounsfield.db.tables import (
+    file,
+    filesystem,
+    forward,
+    instance,
+    series,
+    study,
+    study_outcome,
+    work_item,
+)
 from hounsfield.scheduled.registry import Run, service
 from hounsfield.storage.tiers import Usage, list_filesystems
 from hounsfield.workqueue.items import WAITING, Status, now, study_key
@@ -23,7 +32,7 @@ STEPS = (
     ("delete", "delete-study"),
     ("online-retention", "purge-study"),
 )
-KINDS = tuple(kind for _action, kind in STEPS)
+KINDS = tuple(kind for _action, kind in STEPS)  # delete-study also frees proven studies
 
 
 @dataclass
@@ -63,11 +72,32 @@ def _pending(conn: Connection, fs_pk: int) -> tuple[int, set[int]]:
     return total, studies
 
 
-def _candidates(conn: Connection, action: str, fs_pk: int) -> list[tuple[int, int, str]]:
-    """Eligible studies with bytes on `fs_pk` (for purge: bytes that have a copy elsewhere)."""
+def _candidates(conn: Connection, action: str, fs_pk: int) -> list[tuple[int, int, str, str]]:
+    """Eligible studies with bytes on `fs_pk`: pk, bytes, study key and the kind of item
+    that frees them. For online retention: bytes that have a copy on another filesystem
+    (purge-study), or, when the rule requires that destinations committed the study, the
+    whole study once every one of them has (delete-study)."""
     size = func.sum(file.c.size)
+    other, other_fs = aliased(file), aliased(filesystem)
+    copies = (
+        select(other.c.pk)
+        .join(other_fs, other_fs.c.pk == other.c.filesystem_pk)
+        .where(
+            and_(other.c.instance_pk == file.c.instance_pk, other.c.filesystem_pk != fs_pk),
+            other_fs.c.mirror_of_pk.is_(None),  # a mirror's copy goes with the purged one
+        )
+        .exists()
+    )
     stmt = (
-        select(study_outcome.c.study_pk, size, study.c.partition_pk, study.c.study_iuid)
+        select(
+            study_outcome.c.study_pk,
+            size,
+            study.c.partition_pk,
+            study.c.study_iuid,
+            study_outcome.c.params,
+            func.max(case((copies, 1), else_=0)),
+            study.c.num_instances,
+        )
         .join(study, study.c.pk == study_outcome.c.study_pk)
         .join(series, series.c.study_pk == study_outcome.c.study_pk)
         .join(instance, instance.c.series_pk == series.c.pk)
@@ -80,32 +110,55 @@ def _candidates(conn: Connection, action: str, fs_pk: int) -> list[tuple[int, in
         .group_by(
             study_outcome.c.study_pk,
             study_outcome.c.eligible_at,
+            study_outcome.c.params,
             study.c.partition_pk,
             study.c.study_iuid,
+            study.c.num_instances,
         )
         .order_by(study_outcome.c.eligible_at, study_outcome.c.study_pk)
     )
-    if action == "online-retention":
-        other = aliased(file)
-        copies = (
-            select(other.c.pk)
-            .where(and_(other.c.instance_pk == file.c.instance_pk, other.c.filesystem_pk != fs_pk))
-            .exists()
+    kind = dict(STEPS)[action]
+    out = []
+    for pk, n, part, uid, params, has_copies, count in conn.execute(stmt).all():
+        if action == "online-retention":
+            required = json.loads(params or "{}").get("require_committed") or []
+            if required:
+                if not proven(conn, int(part), str(uid), list(required), int(count)):
+                    continue
+                out.append((int(pk), int(n), study_key(part, uid), "delete-study"))
+                continue
+            if not has_copies:
+                continue
+        out.append((int(pk), int(n), study_key(part, uid), kind))
+    return out
+
+
+def proven(conn: Connection, partition_pk: int, study_uid: str, to: list[str], count: int) -> bool:
+    """Whether every destination in `to` committed all `count` instances of the study."""
+    rows = conn.execute(
+        select(forward.c.destination, forward.c.committed).where(
+            forward.c.partition_pk == partition_pk,
+            forward.c.study_iuid == study_uid,
+            forward.c.series_iuid == "",
+            forward.c.state == "committed",
+            forward.c.destination.in_(to),
         )
-        stmt = stmt.where(copies)
-    rows = conn.execute(stmt).all()
-    return [(int(pk), int(n), study_key(part, uid)) for pk, n, part, uid in rows]
+    ).all()
+    done = {str(dest) for dest, committed in rows if int(committed) >= count}
+    return done >= set(to)
 
 
 def plan_filesystem(conn: Connection, fs: Usage, usages: list[Usage]) -> Plan:
     """Schedule items for one filesystem above its high watermark, in the caller's transaction."""
     plan = Plan(fs.path, fs.bytes_to_low)
     plan.already_scheduled, taken = _pending(conn, fs.pk)
-    lower = [u for u in usages if u.tier > fs.tier and u.enabled and not u.read_only]
+    lower = [
+        u for u in usages if u.tier > fs.tier and u.enabled and not u.read_only and not u.is_mirror
+    ]
     room = sum(max(0, (u.total_bytes or 0) * u.high_watermark // 100 - u.used_bytes) for u in lower)
-    for action, kind in STEPS:
+    for action, step_kind in STEPS:
         count, freed = 0, 0
-        for study_pk, size, key in _candidates(conn, action, fs.pk):
+        for study_pk, size, key, kind in _candidates(conn, action, fs.pk):
             if plan.planned + freed >= plan.to_free:
                 break
             if study_pk in taken:
@@ -123,7 +176,7 @@ def plan_filesystem(conn: Connection, fs: Usage, usages: list[Usage]) -> Plan:
             )
             taken.add(study_pk)
             count, freed = count + 1, freed + size
-        plan.scheduled[kind] = (count, freed)
+        plan.scheduled[step_kind] = (count, freed)
     return plan
 
 
@@ -134,8 +187,8 @@ def watermark_check(run: Run) -> str:
     usages = list_filesystems(run.archive.engine)
     plans = []
     for fs in usages:
-        if not fs.enabled or not fs.above_high:
-            continue
+        if not fs.enabled or not fs.above_high or fs.is_mirror:
+            continue  # a mirror is freed with the filesystem it mirrors
         with db.write(run.archive.engine) as conn:
             plan = plan_filesystem(conn, fs, usages)
         plans.append(plan)

@@ -1,8 +1,9 @@
-"""Remote DICOM devices (AE title, host, port) kept in the database."""
+"""Remote DICOM devices (AE title, host, port, how to forward to them) kept in the database."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
@@ -12,30 +13,64 @@ from hounsfield.db.tables import device
 from hounsfield.errors import InvalidDataset, NotFound
 from hounsfield.settings import DeviceConfig
 
+PROTOCOLS = ("dimse", "dicomweb")
+
 
 @dataclass(frozen=True)
 class Device:
-    """A peer the archive may send to or accept from."""
+    """A peer the archive may send to or accept from. As a forwarding destination: `protocol`
+    "dimse" (C-STORE to host:port) or "dicomweb" (STOW-RS to `url`), up to `associations`
+    at once, at most `bandwidth_kbps` (kbit/s) when set, with storage commitment when
+    `commitment`."""
 
     ae_title: str
     host: str
     port: int
     description: str = ""
+    protocol: str = "dimse"
+    url: str = ""
+    associations: int = 1
+    bandwidth_kbps: int | None = None
+    commitment: bool = False
 
 
-def _check(ae_title: str, port: int) -> str:
-    ae_title = ae_title.strip()
+def _check(new: Device) -> str:
+    ae_title = new.ae_title.strip()
     if not 0 < len(ae_title) <= 16 or "\\" in ae_title:
         raise InvalidDataset(f"invalid AE title {ae_title!r}")
-    if not 0 < port < 65536:
-        raise InvalidDataset(f"invalid port {port}")
+    if not 0 < new.port < 65536:
+        raise InvalidDataset(f"invalid port {new.port}")
+    if new.protocol not in PROTOCOLS:
+        raise InvalidDataset(f"protocol is one of {', '.join(PROTOCOLS)}, not {new.protocol!r}")
+    if new.protocol == "dicomweb" and not new.url.startswith(("http://", "https://")):
+        raise InvalidDataset("a DICOMweb device needs its base URL (http:// or https://)")
+    if not 1 <= new.associations <= 16:
+        raise InvalidDataset("associations is 1 to 16")
+    if new.bandwidth_kbps is not None and new.bandwidth_kbps < 8:
+        raise InvalidDataset("a bandwidth cap is at least 8 kbit/s")
+    if new.commitment and new.protocol != "dimse":
+        raise InvalidDataset("storage commitment is requested over DIMSE only")
     return ae_title
+
+
+def _device(row: Any) -> Device:
+    return Device(
+        row["ae_title"],
+        row["host"],
+        row["port"],
+        row["description"],
+        row["protocol"],
+        row["url"],
+        row["associations"],
+        row["bandwidth_kbps"],
+        bool(row["commitment"]),
+    )
 
 
 def add_device(archive: Archive, new: Device) -> bool:
     """Add or update a device; True if it was new."""
-    title = _check(new.ae_title, new.port)
-    values = {"host": new.host, "port": new.port, "description": new.description}
+    title = _check(new)
+    values = {k: v for k, v in asdict(new).items() if k != "ae_title"}
     with db.write(archive.engine) as conn:
         found = conn.scalar(select(device.c.pk).where(device.c.ae_title == title))
         if found is None:
@@ -56,17 +91,17 @@ def list_devices(archive: Archive) -> list[Device]:
     """Every device, by AE title."""
     with db.read(archive.engine) as conn:
         rows = conn.execute(select(device).order_by(device.c.ae_title)).mappings().all()
-    return [Device(r["ae_title"], r["host"], r["port"], r["description"]) for r in rows]
+    return [_device(r) for r in rows]
 
 
 def find_device(archive: Archive, ae_title: str) -> Device | None:
     """The device with this AE title, or None."""
     with db.read(archive.engine) as conn:
         row = conn.execute(select(device).where(device.c.ae_title == ae_title)).mappings().first()
-    return Device(row["ae_title"], row["host"], row["port"], row["description"]) if row else None
+    return _device(row) if row else None
 
 
 def apply_declared(archive: Archive, declared: list[DeviceConfig]) -> None:
     """Make the devices declared in the TOML file exist as declared (idempotent)."""
     for d in declared:
-        add_device(archive, Device(d.ae_title, d.host, d.port, d.description))
+        add_device(archive, Device(**d.model_dump()))

@@ -29,6 +29,13 @@ class Filesystem:
     used_bytes: int = 0
     enabled: bool = True
     write_only: bool = False  # only receives archive copies, never new objects
+    mirror_of_pk: int | None = None  # the filesystem this one mirrors (never written directly)
+    mirror_mode: str | None = None  # "sync" or "async"
+
+    @property
+    def is_mirror(self) -> bool:
+        """True for a mirror: it holds second copies and never takes new objects itself."""
+        return self.mirror_of_pk is not None
 
 
 def ensure_filesystem(conn: Connection, path: Path, capacity: int | None = None) -> int:
@@ -103,6 +110,8 @@ class Filesystems:
                 used_bytes=int(used.get(row["pk"], 0)),
                 enabled=row["enabled"],
                 write_only=row["write_only"],
+                mirror_of_pk=row["mirror_of_pk"],
+                mirror_mode=row["mirror_mode"],
             )
             for row in rows
         }
@@ -115,9 +124,19 @@ class Filesystems:
                 self._load()
             return self._all[pk]
 
+    def mirror_for(self, pk: int) -> Filesystem | None:
+        """The enabled, writable mirror of filesystem `pk`, if it has one."""
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self._refresh:
+                self._load()
+            for fs in self._all.values():
+                if fs.mirror_of_pk == pk and fs.enabled and not fs.read_only:
+                    return fs
+        return None
+
     def for_write(self, size: int) -> Filesystem:
-        """A writable (neither read-only nor write-only) tier-1 filesystem with room for `size`
-        bytes, or StorageFull."""
+        """A writable (neither read-only nor write-only nor a mirror) tier-1 filesystem with
+        room for `size` bytes, or StorageFull."""
         with self._lock:
             if time.monotonic() - self._loaded_at > self._refresh:
                 self._load()
@@ -125,7 +144,7 @@ class Filesystems:
                 (
                     fs
                     for fs in self._all.values()
-                    if fs.enabled and not fs.read_only and not fs.write_only
+                    if fs.enabled and not fs.read_only and not fs.write_only and not fs.is_mirror
                 ),
                 key=lambda fs: (fs.tier, fs.pk),
             )

@@ -1,4 +1,4 @@
-"""Filesystems and tiers as the operator manages them: add, change, remove, usage."""
+"""Filesystems and tiers as the operator manages them: add, change, remove, usage, mirrors."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ FIELDS = (
     "capacity_bytes",
     "low_watermark",
     "high_watermark",
+    "mirror_of",  # the path of the filesystem this one mirrors
+    "mirror_mode",
 )
+MIRROR_MODES = ("sync", "async")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,14 @@ class Usage:
     stored_bytes: int
     used_bytes: int
     total_bytes: int | None
+    mirror_of_pk: int | None = None
+    mirror_of: str | None = None  # the path of the filesystem this one mirrors
+    mirror_mode: str | None = None  # "sync" or "async"
+
+    @property
+    def is_mirror(self) -> bool:
+        """True for a mirror: it never takes new objects and holds no tier copies."""
+        return self.mirror_of_pk is not None
 
     @property
     def percent(self) -> float | None:
@@ -85,12 +96,57 @@ def _find(conn: Connection, path: str | Path) -> Any:
     return row
 
 
+def _mirror_values(
+    conn: Connection, pk: int | None, path: str, mirror_of: str | Path | None, mode: str | None
+) -> dict[str, Any]:
+    """The mirror columns of the filesystem at `path` (`pk` None: not registered yet).
+
+    A filesystem has at most one mirror; a mirror mirrors one filesystem, is not mirrored
+    itself, takes its tier, and must be empty when it becomes one."""
+    if mode is not None and mode not in MIRROR_MODES:
+        raise InvalidDataset(f"mirror mode must be sync or async, not {mode!r}")
+    current = None
+    if pk is not None:
+        current = conn.execute(select(filesystem).where(filesystem.c.pk == pk)).mappings().one()
+    if mirror_of is None:
+        if mode is None:
+            return {}
+        if current is None or current["mirror_of_pk"] is None:
+            raise InvalidDataset(f"{path} is not a mirror: give the filesystem it mirrors")
+        return {"mirror_mode": mode}
+    other = _find(conn, mirror_of)
+    if other["path"] == path:
+        raise InvalidDataset("a filesystem cannot mirror itself")
+    if other["mirror_of_pk"] is not None:
+        raise InvalidDataset(f"{other['path']} is a mirror itself and cannot have one")
+    taken = conn.scalar(
+        select(filesystem.c.path).where(
+            filesystem.c.mirror_of_pk == other["pk"], filesystem.c.path != path
+        )
+    )
+    if taken:
+        raise InvalidDataset(f"{other['path']} already has a mirror: {taken}")
+    if current is not None:
+        mirrored = conn.scalar(select(filesystem.c.path).where(filesystem.c.mirror_of_pk == pk))
+        if mirrored:
+            raise InvalidDataset(f"{path} has a mirror ({mirrored}) and cannot be one")
+        held = conn.scalar(select(func.count()).select_from(file).where(file.c.filesystem_pk == pk))
+        if current["mirror_of_pk"] != other["pk"] and held:
+            raise InvalidDataset(f"{path} holds {held} files: only an empty filesystem can mirror")
+    mode = mode or (current["mirror_mode"] if current is not None else None) or "sync"
+    return {"mirror_of_pk": other["pk"], "mirror_mode": mode, "tier": other["tier"]}
+
+
 def add_filesystem(engine: Engine, path: Path, **values: Any) -> bool:
-    """Register a filesystem (creating its folder), or update the one at `path`; True if new."""
+    """Register a filesystem (creating its folder), or update the one at `path`; True if new.
+
+    `mirror_of` (a registered filesystem's path) makes it that filesystem's mirror, in
+    `mirror_mode` "sync" (default) or "async"."""
     values = {k: v for k, v in values.items() if v is not None or k == "capacity_bytes"}
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise InvalidDataset(f"unknown filesystem settings: {', '.join(sorted(unknown))}")
+    mirror_of, mode = values.pop("mirror_of", None), values.pop("mirror_mode", None)
     defaults = {
         "tier": 1,
         "enabled": True,
@@ -108,19 +164,22 @@ def add_filesystem(engine: Engine, path: Path, **values: Any) -> bool:
     text = str(path.resolve())
     with db.write(engine) as conn:
         pk = conn.scalar(select(filesystem.c.pk).where(filesystem.c.path == text))
+        mirror = _mirror_values(conn, pk, text, mirror_of, mode)
         if pk is None:
-            conn.execute(filesystem.insert().values(path=text, **merged))
+            conn.execute(filesystem.insert().values(path=text, **(merged | mirror)))
             return True
-        conn.execute(update(filesystem).where(filesystem.c.pk == pk).values(**values))
+        conn.execute(update(filesystem).where(filesystem.c.pk == pk).values(**(values | mirror)))
         return False
 
 
 def set_filesystem(engine: Engine, path: str | Path, **changes: Any) -> Usage:
-    """Change some settings of the filesystem at `path`."""
+    """Change some settings of the filesystem at `path` (of a mirror, also its mode)."""
     changes = {k: v for k, v in changes.items() if v is not None}
     _check(changes)
+    mode = changes.pop("mirror_mode", None)
     with db.write(engine) as conn:
         row = _find(conn, path)
+        changes |= _mirror_values(conn, row["pk"], row["path"], None, mode)
         low = changes.get("low_watermark", row["low_watermark"])
         if low > changes.get("high_watermark", row["high_watermark"]):
             raise InvalidDataset("the low watermark must not exceed the high watermark")
@@ -133,6 +192,11 @@ def remove_filesystem(engine: Engine, path: str | Path) -> None:
     """Forget an empty filesystem; one that still holds files is refused."""
     with db.write(engine) as conn:
         row = _find(conn, path)
+        mirror = conn.scalar(
+            select(filesystem.c.path).where(filesystem.c.mirror_of_pk == row["pk"])
+        )
+        if mirror:
+            raise InvalidDataset(f"{row['path']} has a mirror ({mirror}): remove that first")
         held = conn.scalar(
             select(func.count()).select_from(file).where(file.c.filesystem_pk == row["pk"])
         )
@@ -156,10 +220,11 @@ def list_filesystems(engine: Engine) -> list[Usage]:
             .mappings()
             .all()
         )
-    return [_usage(row, int(stored.get(row["pk"], 0) or 0)) for row in rows]
+    paths = {row["pk"]: row["path"] for row in rows}
+    return [_usage(row, int(stored.get(row["pk"], 0) or 0), paths) for row in rows]
 
 
-def _usage(row: Any, stored: int) -> Usage:
+def _usage(row: Any, stored: int, paths: dict[int, str]) -> Usage:
     total: int | None
     if row["capacity_bytes"]:
         used, total = stored, row["capacity_bytes"]
@@ -182,11 +247,15 @@ def _usage(row: Any, stored: int) -> Usage:
         stored_bytes=stored,
         used_bytes=used,
         total_bytes=total,
+        mirror_of_pk=row["mirror_of_pk"],
+        mirror_of=paths.get(row["mirror_of_pk"]),
+        mirror_mode=row["mirror_mode"],
     )
 
 
 def apply_declared(engine: Engine, declared: list[FilesystemConfig]) -> None:
-    """Make the filesystems declared in the TOML file exist as declared (idempotent)."""
-    for fs in declared:
+    """Make the filesystems declared in the TOML file exist as declared (idempotent); mirrors
+    after the filesystems they mirror."""
+    for fs in sorted(declared, key=lambda fs: fs.mirror_of is not None):
         values = fs.model_dump(exclude={"path"})
         add_filesystem(engine, fs.path, **values)

@@ -12,7 +12,8 @@ from hounsfield.alerts import list_alerts
 from hounsfield.archive.context import Archive
 from hounsfield.errors import InvalidDataset
 from hounsfield.scheduled import lock
-from hounsfield.storage.tiers import list_filesystems
+from hounsfield.settings import FilesystemConfig
+from hounsfield.storage.tiers import add_filesystem, list_filesystems
 from hounsfield.workqueue import admin
 from hounsfield.workqueue.items import WorkItem
 
@@ -76,6 +77,18 @@ def mount(app: FastAPI, archive: Archive) -> None:
     @router.get("/filesystems")
     def get_filesystems() -> JSONResponse:
         return JSONResponse([asdict(u) | {"percent": u.percent} for u in list_filesystems(engine)])
+
+    @router.post("/filesystems")
+    def post_filesystem(declared: FilesystemConfig) -> JSONResponse:
+        """Add a filesystem (or update the one at `path`), as `hounsfield filesystem add`;
+        `mirror_of` makes it the mirror of that filesystem, in `mirror_mode` sync or async."""
+        new = add_filesystem(engine, declared.path, **declared.model_dump(exclude={"path"}))
+        archive.filesystems.invalidate()
+        path = str(declared.path.resolve())
+        usage = next(u for u in list_filesystems(engine) if u.path == path)
+        return JSONResponse(
+            asdict(usage) | {"percent": usage.percent}, status_code=201 if new else 200
+        )
 
     @router.get("/alerts")
     def get_alerts(limit: int = Query(100, ge=1, le=10_000)) -> JSONResponse:

@@ -10,7 +10,10 @@ from hounsfield import __version__
 from hounsfield.archive.context import Archive
 from hounsfield.archive.health import health
 from hounsfield.metrics import NODE_REGISTRY
+from hounsfield.web.admin_forward import mount as mount_admin_forward
+from hounsfield.web.admin_reconcile import mount as mount_admin_reconcile
 from hounsfield.web.admin_storage import mount as mount_admin_storage
+from hounsfield.web.admin_verify import mount as mount_admin_verify
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 from hounsfield.web.errors import install as install_error_handlers
 
@@ -31,4 +34,7 @@ def create_app(archive: Archive) -> FastAPI:
 
     mount_dicomweb(app, archive)
     mount_admin_storage(app, archive)
+    mount_admin_verify(app, archive)
+    mount_admin_forward(app, archive)
+    mount_admin_reconcile(app, archive)
     return app

@@ -14,7 +14,17 @@ if TYPE_CHECKING:
 
 Processor = Callable[["Archive", WorkItem], Done | Later]
 PROCESSORS: dict[str, Processor] = {}
-BUILTIN = ("noop", "study", "storage", "folders", "compress", "commitment")
+BUILTIN = (
+    "noop",
+    "study",
+    "storage",
+    "folders",
+    "compress",
+    "commitment",
+    "forward",
+    "mirror",
+    "verify",
+)
 
 
 def register(kind: Kind) -> Callable[[Processor], Processor]:

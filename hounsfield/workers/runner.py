@@ -11,8 +11,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 from hounsfield.archive.context import Archive, open_archive
 from hounsfield.settings import Settings
+from hounsfield.sites.links import POOL
 from hounsfield.workers.registry import load_builtin, processor_for
-from hounsfield.workqueue.items import Done, Later, WorkItem
+from hounsfield.workqueue.items import Done, Failed, Later, WorkItem
 from hounsfield.workqueue.kinds import kind_of
 from hounsfield.workqueue.queue import Queue
 
@@ -85,6 +86,7 @@ class Worker:
             t.join(grace_seconds)
         self._threads.clear()
         self._shutdown_pool()
+        POOL.close_all()  # forwarding links kept open for the next study
 
     def run_one(self) -> WorkItem | None:
         """Claim and run one item in the calling thread; the item, or None if none was ready."""
@@ -123,6 +125,7 @@ class Worker:
                 held = list(self._held.values())
             try:
                 lost = self.queue.renew(held)
+                POOL.reap()  # release forwarding links that lingered long enough
             except Exception:
                 log.exception("work queue heartbeat failed")
                 continue
@@ -134,6 +137,8 @@ class Worker:
             self._held[item.pk] = item
         try:
             outcome = self._execute(item)
+        except Failed as exc:
+            self.queue.fail(item, str(exc), retry_in=exc.retry_in, final=exc.final)
         except Exception as exc:
             log.debug("work item %d failed", item.pk, exc_info=True)
             self.queue.fail(item, f"{type(exc).__name__}: {exc}")

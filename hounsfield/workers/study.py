@@ -1,4 +1,4 @@
-"""Process a study once it has settled: apply the server rules, rebuild its metadata document."""
+"""Process a study once it has settled: apply the server rules, forward, rebuild metadata."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hounsfield.archive import metadata
 from hounsfield.db import engine as db
 from hounsfield.db.tables import study
 from hounsfield.rules.saved import apply_rules
+from hounsfield.sites.forward import route_study
 from hounsfield.workers.registry import register
 from hounsfield.workqueue.items import Done, Later, Status, WorkItem, now, utc
 from hounsfield.workqueue.kinds import PROCESS_STUDY
@@ -36,6 +37,9 @@ def process_study(archive: Archive, item: WorkItem) -> Done | Later:
     if quiet_at > now():
         return Later(quiet_at, "waiting for the study to settle", Status.IDLE)
     outcome = apply_rules(archive.engine, row[0])
+    forwarded = route_study(archive, title, uid, "settled")
     count = metadata.rebuild(archive, uid, partition=title)
     actions = ", ".join(f"{e.action} from {e.at:%Y-%m-%d}" for e in outcome) or "no actions"
+    if forwarded:
+        actions += f"; forward to {', '.join(forwarded)}"
     return Done(f"{count} instances; {actions}")

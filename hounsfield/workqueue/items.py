@@ -107,6 +107,15 @@ class Done:
     result: str = ""
 
 
+class Failed(Exception):
+    """A processor failed and says how the queue should take it: retry after `retry_in`
+    seconds (instead of the kind's back-off), or give up now when `final` (dead-letter)."""
+
+    def __init__(self, message: str, *, retry_in: float | None = None, final: bool = False):
+        super().__init__(message)
+        self.retry_in, self.final = retry_in, final
+
+
 @dataclass(frozen=True)
 class Later:
     """A processor wants to run again at `at` (not a failure: e.g. a study still settling)."""

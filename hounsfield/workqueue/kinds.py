@@ -49,4 +49,15 @@ COMPRESS_STUDY = define(
 COMMITMENT_REPORT = define(
     Kind("commitment-report", Priority.HIGH, max_retries=8, backoff_seconds=10)
 )
+# Forwarding: a study (or series) to one destination; retries and dead-lettering follow the
+# node's forward_* settings (the processor says when), not the kind's defaults.
+FORWARD_STUDY = define(Kind("forward-study", Priority.NORMAL, max_retries=20, backoff_seconds=30))
+# On receipt: apply the forward rules that trigger on receipt to a study still arriving.
+ROUTE_STUDY = define(Kind("route-study", Priority.HIGH, max_retries=5, backoff_seconds=10))
+# Mirrors: copy a study's files to the asynchronous mirror of their filesystem (queued with the
+# index rows of each stored object); verification: re-read a range of files and repair them.
+MIRROR_STUDY = define(
+    Kind("mirror-study", Priority.HIGH, max_retries=10, backoff_seconds=30, study_lock="write")
+)
+VERIFY_FILES = define(Kind("verify-files", Priority.LOW, max_retries=3, backoff_seconds=300))
 NOOP = define(Kind("noop", priority=Priority.LOW, max_retries=0))

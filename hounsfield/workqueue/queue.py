@@ -37,8 +37,10 @@ def enqueue(
     study_key: str | None = None,
     coalesce_key: str | None = None,
     status: Status = Status.PENDING,
+    max_retries: int | None = None,
 ) -> int | None:
     """Add an item in the caller's transaction; with `coalesce_key`, only if none is waiting.
+    `max_retries` replaces the kind's retry limit for this item.
 
     Returns the new item's pk, or None when an idle / pending item with the same key exists.
     """
@@ -50,7 +52,7 @@ def enqueue(
         "status": status.value,
         "scheduled_at": at or current,
         "failure_count": 0,
-        "max_retries": spec.max_retries,
+        "max_retries": spec.max_retries if max_retries is None else max_retries,
         "study_key": study_key,
         "study_lock": spec.study_lock if study_key else None,
         "coalesce_key": coalesce_key,
@@ -258,11 +260,21 @@ class Queue:
                 ).rowcount
             )
 
-    def fail(self, item: WorkItem, error: str, spec: Kind | None = None) -> Status | None:
-        """Record a failure: retry after the kind's back-off, or give up at the retry limit."""
+    def fail(
+        self,
+        item: WorkItem,
+        error: str,
+        spec: Kind | None = None,
+        *,
+        retry_in: float | None = None,
+        final: bool = False,
+    ) -> Status | None:
+        """Record a failure: retry after `retry_in` seconds or the kind's back-off, or give up
+        at the retry limit (or now, when `final`)."""
         spec = spec or kind_of(item.kind)
         failures = item.failure_count + 1
-        give_up = failures > item.max_retries
+        give_up = final or failures > item.max_retries
+        delay = spec.backoff(failures) if retry_in is None else retry_in
         status = Status.FAILED if give_up else Status.PENDING
         current = now()
         with db.write(self.engine) as conn:
@@ -273,7 +285,7 @@ class Queue:
                     status=status.value,
                     failure_count=failures,
                     error=error[:4000],
-                    scheduled_at=current + timedelta(seconds=spec.backoff(failures)),
+                    scheduled_at=current + timedelta(seconds=delay),
                     lease_token=None,
                     lease_expires_at=None,
                     updated_at=current,

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from hounsfield.workqueue.items import Status, now, study_key
-from hounsfield.workqueue.kinds import PROCESS_STUDY
+from hounsfield.workqueue.kinds import PROCESS_STUDY, ROUTE_STUDY
 from hounsfield.workqueue.queue import enqueue
 
 _RECENT: dict[tuple[str, int, str], float] = {}
+_ROUTED: dict[tuple[str, int, str], float] = {}
 _RECENT_LOCK = threading.Lock()
 _RECENT_MAX = 10_000
 
@@ -37,6 +38,21 @@ def request_processing(
     )
 
 
+def request_routing(
+    conn: Connection, partition_pk: int, partition: str, study_uid: str, after: float
+) -> int | None:
+    """Enqueue, in the caller's transaction, the forward rules that trigger on receipt for a
+    study, `after` seconds from now (what arrives meanwhile goes with it)."""
+    key = study_key(partition_pk, study_uid)
+    return enqueue(
+        conn,
+        ROUTE_STUDY.name,
+        {"partition": partition, "study": study_uid},
+        at=now() + timedelta(seconds=after),
+        coalesce_key=f"{ROUTE_STUDY.name}:{key}",
+    )
+
+
 class StudyStored:
     """The ingest hook, run inside the transaction that indexes an object: make sure one idle
     item will process its study.
@@ -45,16 +61,33 @@ class StudyStored:
     last update), so one enqueue per study per half settle time is enough; `committed` records
     it once the transaction has committed, and only then may later objects skip theirs."""
 
-    def __init__(self, database: str, partition_pk: int, partition: str, study_uid: str) -> None:
+    def __init__(
+        self,
+        database: str,
+        partition_pk: int,
+        partition: str,
+        study_uid: str,
+        *,
+        route_after: float | None = None,
+    ) -> None:
         self.key = (database, partition_pk, study_uid)
         self.partition = partition
-        self.enqueued = False
+        self.route_after = route_after
+        self.enqueued = self.routed = False
 
     def enqueue(self, conn: Connection, settle_seconds: float) -> None:
-        """Queue processing in `conn`'s transaction unless it was queued a moment ago."""
+        """Queue processing (and routing) in `conn`'s transaction unless it was queued a
+        moment ago."""
         with _RECENT_LOCK:
             last = _RECENT.get(self.key)
-        if last is not None and time.monotonic() - last < settle_seconds / 2:
+            routed = _ROUTED.get(self.key)
+        current = time.monotonic()
+        if self.route_after is not None and (
+            routed is None or current - routed >= self.route_after / 2
+        ):
+            request_routing(conn, self.key[1], self.partition, self.key[2], self.route_after)
+            self.routed = True
+        if last is not None and current - last < settle_seconds / 2:
             return
         at = now() + timedelta(seconds=settle_seconds)
         request_processing(conn, self.key[1], self.partition, self.key[2], at)
@@ -62,15 +95,17 @@ class StudyStored:
 
     def committed(self) -> None:
         """The transaction committed: later objects of the study may skip their enqueue."""
-        if not self.enqueued:
-            return
         with _RECENT_LOCK:
-            if len(_RECENT) >= _RECENT_MAX:
-                _RECENT.clear()
-            _RECENT[self.key] = time.monotonic()
+            for done, recent in ((self.enqueued, _RECENT), (self.routed, _ROUTED)):
+                if not done:
+                    continue
+                if len(recent) >= _RECENT_MAX:
+                    recent.clear()
+                recent[self.key] = time.monotonic()
 
 
 def forget_recent() -> None:
     """Forget which studies were queued recently (tests, and after an operator purge)."""
     with _RECENT_LOCK:
         _RECENT.clear()
+        _ROUTED.clear()

@@ -119,7 +119,17 @@ def test_piped_tables_show_full_names(run: Run, tmp_path: Path) -> None:
 def test_list_commands_print_json(run: Run) -> None:
     assert run("device", "add", "PACS2", "192.0.2.7", "11112").exit_code == 0
     assert _json(run("device", "list", "--json")) == [
-        {"ae_title": "PACS2", "host": "192.0.2.7", "port": 11112, "description": ""}
+        {
+            "ae_title": "PACS2",
+            "host": "192.0.2.7",
+            "port": 11112,
+            "description": "",
+            "protocol": "dimse",
+            "url": "",
+            "associations": 1,
+            "bandwidth_kbps": None,
+            "commitment": False,
+        }
     ]
     filesystems = _json(run("filesystem", "list", "--json"))
     assert filesystems and {"path", "tier", "percent"} <= set(filesystems[0])

@@ -127,7 +127,7 @@ def router(archive: Archive) -> APIRouter:
     ) -> Response:
         numbers = frame_numbers(frames)
         located = find_one(archive, partition, study, series, sop)
-        src = open_source(located.path)
+        src = open_source(located.readable())
         return frames_response(src, numbers, request.headers.get("accept"))
 
     @api.get(instance + "/bulkdata/{tag_path:path}")
@@ -135,13 +135,13 @@ def router(archive: Archive) -> APIRouter:
         request: Request, partition: AtPartition, study: str, series: str, sop: str, tag_path: str
     ) -> Response:
         path = parse_tag_path(tag_path)
-        located = find_one(archive, partition, study, series, sop)
+        stored = find_one(archive, partition, study, series, sop).readable()
         src = None
         if path == [PIXEL_DATA]:
-            src = open_source(located.path)
-            value = Value(located.path, src.offset or 0, src.length)
+            src = open_source(stored)
+            value = Value(stored, src.offset or 0, src.length)
         else:
-            value = find_value(located.path, path)
+            value = find_value(stored, path)
         return bulk_response(
             value, src, request.headers.get("accept"), request.headers.get("range")
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -15,6 +16,7 @@ from pydicom.tag import Tag
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import KEYS, Level, find
 from hounsfield.catalog.partitions import Partition
+from hounsfield.sites.virtual import virtual_find
 from hounsfield.web.dicomweb.common import DICOM_JSON, BadRequest, base_url, uids
 from hounsfield.web.dicomweb.tenant import AtPartition
 
@@ -173,9 +175,14 @@ def search(
         raise BadRequest(f"limit {limit} exceeds the maximum of {limit_cap}")
     ident, everything = identifier(level, params, scope)
     whole = everything and level == "IMAGE"
-    found = find(
-        archive, ident, partition=partition, limit=limit, offset=offset, whole_header=whole
-    )
+    if partition.virtual:
+        found: Iterable[Dataset] = virtual_find(
+            archive, ident, partition, limit=limit, offset=offset, whole_header=whole
+        )
+    else:
+        found = find(
+            archive, ident, partition=partition, limit=limit, offset=offset, whole_header=whole
+        )
     body = [_json(ds, base, level) for ds in found]
     warnings = []
     if str(params.get("fuzzymatching", "")).lower() == "true":

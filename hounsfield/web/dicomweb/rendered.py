@@ -92,12 +92,13 @@ class Renderer:
 
     def one(self, located: Located, frame: int, request: RenderRequest) -> tuple[bytes, str]:
         """The image of one frame (1-based) and how it was produced ('cache' on a hit)."""
-        stat = located.path.stat()
-        key = self.cache.key(located.path, stat.st_size, stat.st_mtime_ns, frame, request.key())
+        stored = located.readable()
+        stat = stored.stat()
+        key = self.cache.key(stored, stat.st_size, stat.st_mtime_ns, frame, request.key())
         cached = self.cache.get(key)
         if cached is not None:
             return cached, "cache"
-        src = open_source(located.path)
+        src = open_source(stored)
         if not 1 <= frame <= src.frames:
             raise NotFound(f"frame {frame} does not exist: the object has {src.frames}")
         data, decoded = render(src, frame - 1, request)

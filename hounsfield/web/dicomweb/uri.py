@@ -73,11 +73,11 @@ def router(archive: Archive) -> APIRouter:
                 target = choose(located.transfer_syntax, [wanted])
                 if target is None:
                     return StreamingResponse(
-                        multipart.file_chunks(located.path),
+                        multipart.file_chunks(located.readable()),
                         media_type=DICOM,
                         headers={"Content-Length": str(located.size)},
                     )
-                body = transcode(located.path, target)
+                body = transcode(located.readable(), target)
                 return Response(body, media_type=DICOM)
             if kind in MEDIA_TYPES or kind in ("*/*", "image/*"):
                 media = kind if kind in MEDIA_TYPES else MEDIA_TYPES[0]

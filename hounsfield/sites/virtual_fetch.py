@@ -1,0 +1,252 @@
+"""Retrieve through a virtual partition: local copies as they are, the rest fetched from the
+remote member that holds it (C-GET) and handed on as each object arrives."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from hounsfield.archive.context import Archive
+from hounsfield.archive.query import Located, locate, query_level
+from hounsfield.archive.store import store
+from hounsfield.catalog.partitions import Partition
+from hounsfield.dicomnet import operations
+from hounsfield.dicomnet.incoming import Received
+from hounsfield.dicomnet.peer import Peer
+from hounsfield.errors import PeerError
+from hounsfield.sites.virtual import Member, ask_all, peer, timeout_of
+from hounsfield.storage.atomic import write_atomic
+from hounsfield.storage.filemeta import file_meta_bytes
+
+log = logging.getLogger(__name__)
+FETCH_SYNTAXES = (
+    "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "1.2.840.10008.1.2",  # implicit VR little endian
+)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """An object only a remote member holds."""
+
+    member: Member
+    study: str
+    series: str
+    sop_instance: str
+    sop_class: str
+
+
+@dataclass(frozen=True)
+class Missing:
+    """An object a member listed that did not arrive: counted as a failed sub-operation."""
+
+    sop_instance: str
+    sop_class: str
+    reason: str
+
+
+@dataclass
+class Sources:
+    """Where each object a retrieve names comes from."""
+
+    local: list[Located] = field(default_factory=list)
+    remote: list[Remote] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.local) + len(self.remote)
+
+
+def sources(archive: Archive, identifier: Dataset, part: Partition) -> Sources:
+    """The objects a C-MOVE / C-GET / WADO-RS names through a virtual partition: per SOP
+    Instance UID the copy of the first member (in precedence order) that holds it."""
+    query_level(identifier)  # refuse a malformed identifier before asking anyone
+
+    def ask_local(member: Partition) -> list[Dataset]:
+        return [_as_dataset(o) for o in locate(archive, identifier, partition=member)]
+
+    def ask_remote(target: Peer) -> list[Dataset]:
+        return _list_remote(archive, target, identifier)
+
+    out = Sources()
+    seen: set[str] = set()
+    for member, found in ask_all(archive, part, ask_local, ask_remote):
+        for ds in found:
+            sop = str(ds.SOPInstanceUID)
+            if sop in seen:
+                continue
+            seen.add(sop)
+            if member.remote:
+                out.remote.append(
+                    Remote(
+                        member,
+                        str(ds.get("StudyInstanceUID", "")),
+                        str(ds.get("SeriesInstanceUID", "")),
+                        sop,
+                        str(ds.get("SOPClassUID", "")),
+                    )
+                )
+            else:
+                out.local.append(ds.located)  # type: ignore[attr-defined]
+    return out
+
+
+def _as_dataset(located: Located) -> Dataset:
+    ds = Dataset()
+    ds.SOPInstanceUID = located.sop_instance
+    ds.located = located  # type: ignore[attr-defined]
+    return ds
+
+
+def _find(archive: Archive, target: Peer, query: Dataset) -> list[Dataset]:
+    return list(operations.find(target, archive.settings, query))
+
+
+def _list_remote(archive: Archive, target: Peer, identifier: Dataset) -> list[Dataset]:
+    """The member's objects the identifier names, listed with IMAGE-level C-FINDs (under
+    each of its studies and series, as a strict hierarchical peer needs)."""
+    level = query_level(identifier)
+    studies = [str(identifier.StudyInstanceUID)] if "StudyInstanceUID" in identifier else []
+    if level == "PATIENT" or not studies:
+        q = _keys("STUDY", StudyInstanceUID="", PatientID=str(identifier.get("PatientID", "")))
+        studies = [str(d.StudyInstanceUID) for d in _find(archive, target, q)]
+    out: list[Dataset] = []
+    for study in studies:
+        series_uid = str(identifier.get("SeriesInstanceUID", "") or "")
+        if level in ("SERIES", "IMAGE") and series_uid:
+            series = [series_uid]
+        else:
+            q = _keys("SERIES", StudyInstanceUID=study, SeriesInstanceUID="")
+            series = [str(d.SeriesInstanceUID) for d in _find(archive, target, q)]
+        for uid in series:
+            sop = str(identifier.get("SOPInstanceUID", "") or "") if level == "IMAGE" else ""
+            q = _keys(
+                "IMAGE",
+                StudyInstanceUID=study,
+                SeriesInstanceUID=uid,
+                SOPInstanceUID=sop,
+                SOPClassUID="",
+            )
+            for ds in _find(archive, target, q):
+                ds.StudyInstanceUID, ds.SeriesInstanceUID = study, uid
+                out.append(ds)
+    return out
+
+
+def _keys(level: str, **keys: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+class Fetch:
+    """Fetches the remote objects of `sources` in the background; iterate it for each object
+    as it arrives (a Located to send on, or a Missing), then `close` to drop temporary copies.
+    Fetched copies are stored in the partition's `cache_to` when it has one."""
+
+    def __init__(self, archive: Archive, part: Partition, remote: list[Remote]) -> None:
+        self.archive, self.part, self.remote = archive, part, remote
+        self._out: queue.Queue[Located | Missing | None] = queue.Queue()
+        self._folder = Path(tempfile.mkdtemp(prefix="hf-fetch-"))
+        self._thread = threading.Thread(target=self._run, name="virtual-fetch", daemon=True)
+        if remote:
+            self._thread.start()
+
+    def __iter__(self) -> Iterator[Located | Missing]:
+        if not self.remote:
+            return
+        while (item := self._out.get()) is not None:
+            yield item
+
+    def close(self) -> None:
+        """Remove the temporary copies (those not kept in a cache partition)."""
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _run(self) -> None:
+        try:
+            groups: dict[tuple[Member, str, str], list[Remote]] = {}
+            for r in self.remote:
+                groups.setdefault((r.member, r.study, r.series), []).append(r)
+            for (member, study, series), wanted in groups.items():
+                self._fetch_series(member, study, series, wanted)
+        finally:
+            self._out.put(None)
+
+    def _fetch_series(self, member: Member, study: str, series: str, wanted: list[Remote]) -> None:
+        """C-GET the wanted objects of one series from `member`; what does not come is
+        reported missing (the member's own counts are only logged: arrival is what counts)."""
+        arrived: set[str] = set()
+        by_uid = {r.sop_instance: r for r in wanted}
+
+        def on_store(received: Received) -> int | None:
+            if received.sop_instance not in by_uid or received.sop_instance in arrived:
+                return None
+            self._out.put(self._keep(member, received))
+            arrived.add(received.sop_instance)
+            return None
+
+        query = _keys("IMAGE", StudyInstanceUID=study, SeriesInstanceUID=series)
+        query.SOPInstanceUID = [r.sop_instance for r in wanted]
+        try:
+            target = peer(self.archive, member, timeout_of(self.part))
+            classes = sorted({r.sop_class for r in wanted})
+            result = operations.get(
+                target,
+                self.archive.settings,
+                query,
+                on_store,
+                classes,
+                syntaxes=FETCH_SYNTAXES,
+            )
+            reason = f"{member} answered 0x{result.status:04X}, {result.completed} completed"
+            if result.completed != len(arrived):
+                log.warning(
+                    "%s: %s reported %d completed, %d arrived",
+                    self.part.ae_title,
+                    member,
+                    result.completed,
+                    len(arrived),
+                )
+        except PeerError as exc:
+            reason = str(exc)
+            log.warning("%s: fetch from %s failed: %s", self.part.ae_title, member, exc)
+        for r in wanted:
+            if r.sop_instance not in arrived:
+                self._out.put(Missing(r.sop_instance, r.sop_class, reason))
+
+    def _keep(self, member: Member, received: Received) -> Located:
+        """The arrived object as a stored file: in the cache partition, or a temporary one."""
+        if self.part.cache_to:
+            store(
+                self.archive,
+                received.transfer_syntax,
+                received.data,
+                partition=self.part.cache_to,
+                calling_ae=member.name,
+            )
+            ident = _keys("IMAGE", SOPInstanceUID=received.sop_instance)
+            kept = locate(self.archive, ident, partition=self.part.cache_to)
+            if kept:
+                return kept[0]
+        meta = file_meta_bytes(
+            received.sop_class, received.sop_instance, received.transfer_syntax, member.name
+        )
+        path = self._folder / f"{generate_uid(prefix=None)}.dcm"
+        written = write_atomic(path, (meta, received.data), fsync=False)
+        return Located(
+            received.sop_class,
+            received.sop_instance,
+            received.transfer_syntax,
+            path,
+            written.size,
+        )
