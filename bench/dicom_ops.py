@@ -54,8 +54,11 @@ class Latency:
     wrong: tuple[str, ...] = ()
 
 
-def _store_args(ae_title: str, port: int, files: Sequence[Path]) -> list[str]:
+def _store_args(
+    ae_title: str, port: int, files: Sequence[Path], host: str, wrap: Sequence[str]
+) -> list[str]:
     return [
+        *wrap,
         dcmtk("storescu"),
         "-aet",
         CALLING_AE,
@@ -66,7 +69,7 @@ def _store_args(ae_title: str, port: int, files: Sequence[Path]) -> list[str]:
         PDU,
         "-pdu",
         PDU,
-        LOCALHOST,
+        host,
         str(port),
         *(str(f) for f in files),
     ]
@@ -80,13 +83,20 @@ def _store_failures(done: Completed) -> str:
 
 
 def store(
-    ae_title: str, port: int, files: Sequence[Path], associations: int, timeout: float
+    ae_title: str,
+    port: int,
+    files: Sequence[Path],
+    associations: int,
+    timeout: float,
+    host: str = LOCALHOST,
+    wrap: Sequence[str] = (),
 ) -> Timed:
-    """C-STORE `files` over `associations` parallel storescu processes."""
+    """C-STORE `files` to `host` over `associations` parallel storescu processes (run under
+    the command prefix `wrap`, e.g. `ip netns exec NS`, when given)."""
     # Consecutive slices of near-equal size, as a modality splitting a study would send them.
     bounds = [len(files) * i // associations for i in range(associations + 1)]
     parts = [list(files[a:b]) for a, b in pairwise(bounds)]
-    commands = [_store_args(ae_title, port, p) for p in parts if p]
+    commands = [_store_args(ae_title, port, p, host, wrap) for p in parts if p]
     results = run_parallel(commands, timeout)
     errors = [e for e in (_store_failures(r) for r in results) if e]
     if errors:

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bench import local_report, web_report
+from bench import forward_report, local_report, reconcile_report, web_report
 from bench.corpus import Corpus, Study
 from bench.environment import Environment
+from bench.forward_part import ForwardResults
 from bench.local_report import LocalResults
 from bench.radiographs import NAMES as RADIOGRAPHS
+from bench.reconcile_bench import ReconcileResults
 from bench.settings import PARTS, BenchSettings
 from bench.steps import Measurements
 
@@ -325,11 +327,13 @@ def markdown(
     seconds: float,
     default_notes: str,
     local: LocalResults,
+    forward: ForwardResults | None = None,
+    reconcile: ReconcileResults | None = None,
 ) -> str:
     """The whole RESULTS.md; an existing "## Notes" section is kept as it is.
 
     `results` is empty when no part that starts the servers ran; `local` holds the parts
-    measured on Hounsfield alone."""
+    measured on Hounsfield alone, `forward` and `reconcile` those parts (None: not run)."""
     table: list[str] = []
     method: list[str] = []
     if results and corpus is not None:
@@ -350,20 +354,27 @@ def markdown(
         "",
         *table,
         *local_report.sections(local),
+        *forward_report.sections(forward, env),
+        *reconcile_report.sections(reconcile, env),
         "## Method",
         "",
         *method,
         *local_report.method(local, settings),
+        *forward_report.method(forward, settings),
+        *reconcile_report.method(reconcile, settings),
     ]
     remarks = [f"- {m.server}: {note}" for m in results for note in m.notes]
     remarks += web_report.remarks(results)
     remarks += local_report.remarks(local)
+    remarks += forward_report.remarks(forward)
+    remarks += reconcile_report.remarks(reconcile)
     failures = [f"- {m.server}, {e.splitlines()[0]}" for m in results for e in m.errors]
     parts += ["## Run remarks", "", *remarks, *failures, ""]
     for m in results:
         for error in m.errors:
             parts += [f"{m.server} error output:", "", "```", error.strip(), "```", ""]
-    for error in local.errors:
+    part_errors = (forward.errors if forward else []) + (reconcile.errors if reconcile else [])
+    for error in local.errors + part_errors:
         parts += ["Error output:", "", "```", error.strip(), "```", ""]
     parts.append(_existing_notes(settings.results_file) or default_notes)
     return "\n".join(parts)

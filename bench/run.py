@@ -1,4 +1,4 @@
-"""Entry point of `make bench`: corpus, the two servers, queue and compression, RESULTS.md."""
+"""Entry point of `make bench`: corpus, servers, every part chosen, RESULTS.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import compress_bench, local_report, queue_bench, report
+from bench import (
+    compress_bench,
+    forward_part,
+    forward_report,
+    local_report,
+    queue_bench,
+    reconcile_part,
+    reconcile_report,
+    report,
+)
 from bench import corpus as corpus_mod
 from bench.environment import describe
 from bench.local_report import LocalResults
@@ -141,11 +150,17 @@ def main() -> int:
     env = describe()
     results = _servers(settings, corpus, stow) if settings.servers and corpus else []
     local = _local(settings, corpus)
+    forward = forward_part.measure(settings) if settings.forward else None
+    reconcile = reconcile_part.measure(settings) if settings.reconcile else None
 
     lines = report.lines(results[0], results[1], settings, corpus) if results and corpus else []
     if lines:
         print("\n" + report.text_table(lines))
     print("\n" + local_report.text(local))
+    if forward is not None:
+        print(forward_report.text(forward))
+    if reconcile is not None:
+        print(reconcile_report.text(reconcile))
     text = report.markdown(
         lines,
         results,
@@ -156,15 +171,18 @@ def main() -> int:
         time.perf_counter() - started,
         DEFAULT_NOTES,
         local,
+        forward,
+        reconcile,
     )
     report.write(settings.results_file, text)
     print(f"\nwritten {settings.results_file}")
     for m in results:
         for error in m.errors:
             print(f"{m.server} FAILED: {error.splitlines()[0]}", file=sys.stderr)
-    for error in local.errors:
+    part_errors = (forward.errors if forward else []) + (reconcile.errors if reconcile else [])
+    for error in local.errors + part_errors:
         print(f"FAILED: {error.splitlines()[0]}", file=sys.stderr)
-    return 1 if any(m.errors for m in results) or local.errors else 0
+    return 1 if any(m.errors for m in results) or local.errors or part_errors else 0
 
 
 if __name__ == "__main__":

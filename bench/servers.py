@@ -7,7 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.procs import LOCALHOST, client_env, dcmtk, free_port, run, terminate, which
@@ -34,6 +35,8 @@ class Server:
     plugins: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     exit_code: int | None = None
+    wrap: tuple[str, ...] = ()  # a command prefix it runs under, e.g. `ip netns exec NS`
+    env: dict[str, str] = field(default_factory=dict)  # Hounsfield's: what its CLI needs too
 
     @property
     def http_base(self) -> str:
@@ -58,10 +61,10 @@ class Server:
         except OSError:
             return "(no log)"
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time."""
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within `grace` seconds."""
         if self.proc is not None:
-            self.exit_code = terminate(self.proc)
+            self.exit_code = terminate(self.proc, grace)
 
 
 def _fresh(folder: Path) -> Path:
@@ -82,7 +85,16 @@ def wait_ready(server: Server, timeout: float = STARTUP_SECONDS) -> float:
     """Poll with echoscu until the server answers; seconds it took."""
     started = time.perf_counter()
     deadline = started + timeout
-    echo = [dcmtk("echoscu"), "-aec", server.ae_title, "-to", "2", LOCALHOST, str(server.port)]
+    echo = [
+        *server.wrap,
+        dcmtk("echoscu"),
+        "-aec",
+        server.ae_title,
+        "-to",
+        "2",
+        LOCALHOST,
+        str(server.port),
+    ]
     while time.perf_counter() < deadline:
         if server.proc is not None and server.proc.poll() is not None:
             raise RuntimeError(
@@ -117,20 +129,32 @@ def fresh_postgres(server_url: str) -> str:
 
 
 def start_hounsfield(
-    work: Path, destination_port: int, timeout: float, postgres: str | None = None
+    work: Path,
+    destination_port: int,
+    timeout: float,
+    postgres: str | None = None,
+    wrap: Sequence[str] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
-    """Fresh data folder (and database), schema upgrade, move destination, `hounsfield serve`."""
+    """Fresh data folder (and database), schema upgrade, move destination, `hounsfield serve`
+    (under `wrap`, with `extra_env` added to its environment)."""
     folder = _fresh(work / "hf")
     server = Server("Hounsfield", "HOUNSFIELD", free_port(), free_port(), folder, work / "hf.log")
+    server.wrap = tuple(wrap)
     server.log.unlink(missing_ok=True)
     inherited = {k: v for k, v in client_env().items() if not k.startswith("HOUNSFIELD_")}
-    env = inherited | {
-        "HOUNSFIELD_DATA_DIR": str(folder),
-        "HOUNSFIELD_DIMSE_PORT": str(server.port),
-        "HOUNSFIELD_HTTP_PORT": str(server.http_port),
-        "HOUNSFIELD_AE_TITLE": server.ae_title,
-        "HOUNSFIELD_HOST": LOCALHOST,
-    }
+    env = (
+        inherited
+        | {
+            "HOUNSFIELD_DATA_DIR": str(folder),
+            "HOUNSFIELD_DIMSE_PORT": str(server.port),
+            "HOUNSFIELD_HTTP_PORT": str(server.http_port),
+            "HOUNSFIELD_AE_TITLE": server.ae_title,
+            "HOUNSFIELD_HOST": LOCALHOST,
+        }
+        | (extra_env or {})
+    )
+    server.env = env
     if postgres:
         env["HOUNSFIELD_DATABASE_URL"] = fresh_postgres(postgres)
     cli = hounsfield_command()
@@ -142,7 +166,7 @@ def start_hounsfield(
         with open(server.log, "a") as out:
             out.write(f"$ {' '.join(step)}\n{done.stdout}{done.stderr}")
         done.check()
-    server.proc = _spawn([cli, "serve"], server.log, env, work)
+    server.proc = _spawn([*server.wrap, cli, "serve"], server.log, env, work)
     return server
 
 
@@ -191,8 +215,15 @@ def orthanc_config(server: Server, destination_port: int) -> dict[str, object]:
     }
 
 
-def start_orthanc(work: Path, destination_port: int, web: bool = False) -> Server:
-    """Orthanc with a generated configuration in bench/work/orthanc (plugins if `web`)."""
+def start_orthanc(
+    work: Path,
+    destination_port: int,
+    web: bool = False,
+    wrap: Sequence[str] = (),
+    overrides: dict[str, object] | None = None,
+) -> Server:
+    """Orthanc with a generated configuration in bench/work/orthanc (plugins if `web`;
+    `overrides` replace top-level settings), run under `wrap` when given."""
     folder = _fresh(work / "orthanc")
     server = Server(
         "Orthanc",
@@ -203,11 +234,15 @@ def start_orthanc(work: Path, destination_port: int, web: bool = False) -> Serve
         work / "orthanc.log",
         dicomweb_path="/dicom-web",
         plugins=orthanc_plugins(web),
+        wrap=tuple(wrap),
     )
     server.log.unlink(missing_ok=True)
     config = folder / "orthanc.json"
-    config.write_text(json.dumps(orthanc_config(server, destination_port), indent=2))
-    server.proc = _spawn([which("Orthanc"), str(config)], server.log, client_env(), work)
+    settings = orthanc_config(server, destination_port) | (overrides or {})
+    config.write_text(json.dumps(settings, indent=2))
+    server.proc = _spawn(
+        [*server.wrap, which("Orthanc"), str(config)], server.log, client_env(), work
+    )
     return server
 
 

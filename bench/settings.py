@@ -10,7 +10,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / "work"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-PARTS = ("dimse", "web", "queue", "compress")
+PARTS = ("dimse", "web", "queue", "compress", "forward", "reconcile")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 
@@ -59,6 +59,15 @@ class BenchSettings:
     queue_postgres: str | None  # PostgreSQL server for the queue part; None: SQLite only
     compress_instances: int
     compress_repeats: int
+    forward_studies: int
+    forward_instances: int
+    forward_repeats: int
+    link_instances: int
+    link_associations: int
+    link_rate_mbit: int
+    link_rtt_ms: int
+    reconcile_per_day: int
+    reconcile_repeats: int
 
     @property
     def hounsfield_index(self) -> str:
@@ -99,6 +108,37 @@ class BenchSettings:
     def compress(self) -> bool:
         """Whether the compression part runs."""
         return "compress" in self.parts
+
+    @property
+    def forward(self) -> bool:
+        """Whether the forwarding part runs."""
+        return "forward" in self.parts
+
+    @property
+    def forward_corpus_dir(self) -> Path:
+        """The cached corpus forwarded over loopback (patients FWD001, ...)."""
+        n, size = self.forward_instances, self.forward_series_size
+        return self.work_dir / "corpus" / f"forward-{self.forward_studies}x{n}x{size}"
+
+    @property
+    def forward_series_size(self) -> int:
+        """Instances per series of the forward corpora."""
+        return min(50, self.forward_instances)
+
+    @property
+    def reconcile(self) -> bool:
+        """Whether the reconciliation part runs."""
+        return "reconcile" in self.parts
+
+    @property
+    def reconcile_corpus_dir(self) -> Path:
+        """The cached month of the reconcile part (31 days of small CT instances)."""
+        return self.work_dir / "corpus" / f"reconcile-31x{self.reconcile_per_day}"
+
+    @property
+    def link_corpus_dir(self) -> Path:
+        """The cached one-study corpus forwarded over the simulated link (patient LINK001)."""
+        return self.work_dir / "corpus" / f"link-{self.link_instances}"
 
 
 def _queue_postgres() -> str | None:
@@ -142,4 +182,13 @@ def load() -> BenchSettings:
         queue_postgres=_queue_postgres(),
         compress_instances=_int("BENCH_COMPRESS_INSTANCES", 50),
         compress_repeats=_int("BENCH_COMPRESS_REPEATS", 3),
+        forward_studies=_int("BENCH_FORWARD_STUDIES", 2),
+        forward_instances=_int("BENCH_FORWARD_INSTANCES", 250),
+        forward_repeats=_int("BENCH_FORWARD_REPEATS", 3),
+        link_instances=_int("BENCH_LINK_INSTANCES", 40, minimum=8),
+        link_associations=_int("BENCH_LINK_ASSOCIATIONS", 4, minimum=2),
+        link_rate_mbit=_int("BENCH_LINK_MBIT", 20),
+        link_rtt_ms=_int("BENCH_LINK_RTT_MS", 40, minimum=0),
+        reconcile_per_day=_int("BENCH_RECONCILE_STUDIES", 20),
+        reconcile_repeats=_int("BENCH_RECONCILE_REPEATS", 3),
     )

@@ -70,9 +70,11 @@ def run(
     """Compare the partition's studies of a date range with the peer's, day by day, then
     study, series and instance where the counts differ; exit 1 when differences are left."""
     from hounsfield.cli.reconcile_show import show_report
+    from hounsfield.dicomnet.install import install
     from hounsfield.sites.reconcile import reconcile
     from hounsfield.sites.reconcile_model import direction_of
 
+    install()  # the SCU layer's fast paths (and raw sending, which --push needs)
     with archive() as opened, _progress() as progress:
         report = reconcile(
             opened,

@@ -203,8 +203,12 @@ def _run_reactor(self: Association) -> None:
         self._is_paused = True
         self._reactor_checkpoint.wait()
         self._is_paused = False
-        context_id, msg = self.dimse.get_msg(block=False)
-        if msg:
+        # Only a request is the reactor's to serve: a response belongs to the thread that
+        # sent the request, even when it reaches the queue before that thread pauses the
+        # reactor (pynetdicom's handshake leaves that window; it lost C-FIND responses).
+        context_id, msg = self.dimse.peek_msg()
+        if msg and getattr(msg, "MessageIDBeingRespondedTo", None) is None:
+            self.dimse.get_msg(block=False)
             self._serve_request(msg, context_id)
         if self.is_established and self.acse.is_release_requested():
             self.acse.send_release(is_response=True)

@@ -40,6 +40,7 @@ def install(*, verbose: bool = False) -> None:
         if _done:
             return
         _config.LOG_REQUEST_IDENTIFIERS = False
+        _config.LOG_RESPONSE_IDENTIFIERS = False  # formatted for a log nobody reads
         # pydicom checks every value it reads or sets against its VR with regular expressions;
         # for a server that validates what it relies on itself (UIDs) this doubled the cost of
         # each DIMSE message (pynetdicom builds every command set with pydicom).
