@@ -19,7 +19,7 @@ run: $(STAMP)
 # DCMTK's command-line tools and Orthanc (with its DICOMweb plugin) are the real peers the
 # tests talk to.
 system-deps:
-	@command -v storescu >/dev/null && dpkg -s orthanc orthanc-dicomweb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk orthanc orthanc-dicomweb; }
+	@command -v storescu >/dev/null && dpkg -s orthanc orthanc-dicomweb haproxy >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk orthanc orthanc-dicomweb haproxy; }
 
 test: $(STAMP) system-deps
 	@. scripts/test-postgres.sh && $(BIN)/pytest -q -p no:cacheprovider

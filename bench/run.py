@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import (
+    cluster_part,
+    cluster_report,
     compress_bench,
     forward_part,
     forward_report,
@@ -152,6 +154,7 @@ def main() -> int:
     local = _local(settings, corpus)
     forward = forward_part.measure(settings) if settings.forward else None
     reconcile = reconcile_part.measure(settings) if settings.reconcile else None
+    cluster = cluster_part.measure(settings) if "cluster" in settings.parts else None
 
     lines = report.lines(results[0], results[1], settings, corpus) if results and corpus else []
     if lines:
@@ -161,6 +164,8 @@ def main() -> int:
         print(forward_report.text(forward))
     if reconcile is not None:
         print(reconcile_report.text(reconcile))
+    if cluster is not None:
+        print(cluster_report.text(cluster))
     text = report.markdown(
         lines,
         results,
@@ -174,12 +179,14 @@ def main() -> int:
         forward,
         reconcile,
     )
+    text = cluster_report.insert(text, cluster)
     report.write(settings.results_file, text)
     print(f"\nwritten {settings.results_file}")
     for m in results:
         for error in m.errors:
             print(f"{m.server} FAILED: {error.splitlines()[0]}", file=sys.stderr)
     part_errors = (forward.errors if forward else []) + (reconcile.errors if reconcile else [])
+    part_errors += cluster.errors if cluster else []
     for error in local.errors + part_errors:
         print(f"FAILED: {error.splitlines()[0]}", file=sys.stderr)
     return 1 if any(m.errors for m in results) or local.errors or part_errors else 0

@@ -32,6 +32,7 @@ class DeviceConfig(BaseModel):
     associations: int = Field(default=1, ge=1, le=16)
     bandwidth_kbps: int | None = Field(default=None, ge=8)
     commitment: bool = False
+    alternates: list[str] = []  # further "host:port" addresses of the same AE (a cluster)
 
 
 class PartitionConfig(BaseModel):
@@ -119,6 +120,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str | None = None
     node_name: str = Field(default_factory=socket.gethostname)
+    # Cluster: the address other nodes and `cluster status` show for this node (default: the
+    # host name), how often it beats, and after how long without a beat it is taken as down
+    # (its scheduled-service locks are released and its work items reclaimed at once).
+    node_address: str | None = None
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    node_down_seconds: float = Field(default=10.0, gt=0)
 
     caller_policy: CallerPolicy = "any"
     duplicate_policy: DuplicatePolicy = "keep"

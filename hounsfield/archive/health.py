@@ -1,4 +1,4 @@
-"""Readiness of the node: can it reach its database and write to its storage."""
+"""Readiness of the node: can it reach its database and write to its storage, is it draining."""
 
 from __future__ import annotations
 
@@ -18,23 +18,26 @@ class Health:
 
     database: str
     storage: str
+    draining: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when the node can take new objects."""
-        return self.database == "ok" and self.storage == "ok"
+        """True when the node should get traffic: it can take new objects, not draining."""
+        return self.database == "ok" and self.storage == "ok" and not self.draining
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | bool]:
         """The JSON body."""
         return {
-            "status": "ok" if self.ok else "unavailable",
+            "status": "ok" if self.ok else "draining" if self.draining else "unavailable",
             "database": self.database,
             "storage": self.storage,
+            "draining": self.draining,
         }
 
 
-def health(archive: Archive) -> Health:
-    """Probe the database with a trivial query and the storage with a room check."""
+def health(archive: Archive, *, draining: bool = False) -> Health:
+    """Probe the database with a trivial query and the storage with a room check; a
+    draining node reports itself unavailable so load balancers send it nothing new."""
     try:
         with db.read(archive.engine) as conn:
             conn.execute(text("SELECT 1"))
@@ -48,4 +51,4 @@ def health(archive: Archive) -> Health:
         storage = exc.message
     except Exception as exc:
         storage = f"unavailable: {exc}"
-    return Health(database=database, storage=storage)
+    return Health(database=database, storage=storage, draining=draining)

@@ -10,6 +10,8 @@ import typer
 
 from hounsfield.cli import (
     alerts,
+    client,
+    cluster,
     db,
     devices,
     filesystems,
@@ -53,6 +55,10 @@ app.command("status")(status.status)
 app.command("verify")(verify.verify)
 app.command("echo")(devices.echo)
 app.command("forward")(forward.forward)
+app.command("send")(client.send)
+app.command("find")(client.find)
+app.command("get")(client.get)
+app.command("move")(client.move)
 for _group, _name in (
     (db.app, "db"),
     (devices.app, "device"),
@@ -65,5 +71,6 @@ for _group, _name in (
     (forward.app, "forwards"),
     (services.app, "services"),
     (reconcile.app, "reconcile"),
+    (cluster.app, "cluster"),
 ):
     app.add_typer(_group, name=_name)

@@ -36,16 +36,35 @@ def device_add(
     commitment: Annotated[
         bool, typer.Option(help="Request storage commitment after each forwarded study.")
     ] = False,
+    alternate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alternate",
+            metavar="HOST:PORT",
+            help="Another address of the same AE (a cluster node), tried in turn when an "
+            "association cannot be opened; repeat for each.",
+        ),
+    ] = None,
     echo_it: Annotated[bool, typer.Option("--echo", help="C-ECHO the device once added.")] = False,
     timeout: TimeoutOpt = None,
 ) -> None:
     """Add a device, or update the one with this AE title."""
     with archive() as opened:
         found = Device(
-            ae_title, host, port, description, protocol, url, associations, bandwidth, commitment
+            ae_title,
+            host,
+            port,
+            description,
+            protocol,
+            url,
+            associations,
+            bandwidth,
+            commitment,
+            tuple(alternate or ()),
         )
         new = add_device(opened, found)
-        console.print(f"{'added' if new else 'updated'} {ae_title} at {host}:{port}")
+        also = f" (also {', '.join(found.alternates)})" if found.alternates else ""
+        console.print(f"{'added' if new else 'updated'} {ae_title} at {host}:{port}{also}")
         if echo_it:
             _echo(opened, ae_title, timeout)
 
@@ -59,8 +78,11 @@ def device_list(as_json: JsonOpt = False) -> None:
         print_json(devices)
         return
     rows_table(
-        ("AE title", "host", "port", "forwarding", "description"),
-        ((d.ae_title, d.host, str(d.port), _forwarding(d), d.description) for d in devices),
+        ("AE title", "host", "port", "alternates", "forwarding", "description"),
+        (
+            (d.ae_title, d.host, str(d.port), " ".join(d.alternates), _forwarding(d), d.description)
+            for d in devices
+        ),
     )
 
 

@@ -66,6 +66,10 @@ def run(
         str, typer.Option("--retrieve", help="How to fetch: auto (C-GET, else C-MOVE), get, move.")
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    background: Annotated[
+        bool,
+        typer.Option("--background", help="Queue it as a work item for any node to run."),
+    ] = False,
 ) -> None:
     """Compare the partition's studies of a date range with the peer's, day by day, then
     study, series and instance where the counts differ; exit 1 when differences are left."""
@@ -73,19 +77,18 @@ def run(
     from hounsfield.dicomnet.install import install
     from hounsfield.sites.reconcile import reconcile
     from hounsfield.sites.reconcile_model import direction_of
+    from hounsfield.sites.reconcile_queue import queue_reconcile
 
+    request = (partition, peer, date_from, date_to)
+    direction = direction_of(fetch, push)
+    if background:
+        with archive() as opened:
+            item = queue_reconcile(opened, *request, direction=direction, method=method)
+        typer.echo(f"queued as work item #{item}" if item else "already queued, waiting")
+        return
     install()  # the SCU layer's fast paths (and raw sending, which --push needs)
     with archive() as opened, _progress() as progress:
-        report = reconcile(
-            opened,
-            partition,
-            peer,
-            date_from,
-            date_to,
-            direction=direction_of(fetch, push),
-            method=method,
-            progress=progress,
-        )
+        report = reconcile(opened, *request, direction=direction, method=method, progress=progress)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -73,6 +73,45 @@ filesystem = Table(
     Column("mirror_mode", String(8), nullable=True),
 )
 
+# Bytes used per filesystem, kept exact by triggers on `file` in the index's own
+# transactions: the usage is the sum of a filesystem's rows (one per writer shard).
+filesystem_usage = Table(
+    "filesystem_usage",
+    metadata,
+    Column("filesystem_pk", ForeignKey("filesystem.pk", ondelete="CASCADE"), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("bytes", BigInteger, nullable=False),
+)
+
+# One row; triggers on the configuration tables bump `version` on every change.
+config_version = Table(
+    "config_version",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
+# The nodes of a cluster: each registers at start and beats every few seconds.
+node = Table(
+    "node",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("address", String(255), nullable=False),
+    Column("dimse_port", Integer, nullable=False),
+    Column("http_port", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("runs", Text, nullable=False),  # JSON list: dimse, http, workers, scheduler
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("beat_at", DateTime(timezone=True), nullable=False),
+    Column("stopped_at", DateTime(timezone=True), nullable=True),
+    Column("draining", Boolean, nullable=False, default=False),
+    Column("healthy", Boolean, nullable=False, default=True),
+    Column("problem", Text, nullable=False, default=""),
+    Column("associations", Integer, nullable=False, default=0),
+)
+
 device = Table(
     "device",
     metadata,
@@ -88,6 +127,9 @@ device = Table(
     Column("associations", Integer, nullable=False, default=1),
     Column("bandwidth_kbps", Integer, nullable=True),
     Column("commitment", Boolean, nullable=False, default=False),
+    # JSON list of further "host:port" addresses of the same AE (a cluster): an association
+    # that cannot be opened at one address is tried at the next.
+    Column("alternates", Text, nullable=False, default="[]", server_default="[]"),
 )
 
 patient = Table(

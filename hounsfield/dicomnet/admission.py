@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 Rejection = tuple[int, int, int]
 CALLING_AE_NOT_RECOGNISED: Rejection = (0x01, 0x01, 0x03)
 CALLED_AE_NOT_RECOGNISED: Rejection = (0x01, 0x01, 0x07)
+TEMPORARY_CONGESTION: Rejection = (0x02, 0x03, 0x01)  # transient: try again, or elsewhere
 Admit = Callable[[Association, str, str, str, int], Rejection | None]
 _ATTRIBUTE = "_hounsfield_admit"
 _original: Callable[[ACSE], None] | None = None

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hounsfield.settings import Settings
+
+Address = tuple[str, int]
+"""A host and TCP port."""
 
 
 @dataclass(frozen=True)
 class Peer:
-    """A peer to open associations to; a timeout left None takes the node's setting."""
+    """A peer to open associations to; a timeout left None takes the node's setting.
+    `alternates` are further addresses of the same AE (the nodes of a cluster): an
+    association that cannot be opened at `host`:`port` is tried at each of them in turn."""
 
     ae_title: str
     host: str
@@ -17,9 +22,34 @@ class Peer:
     connect_timeout: float | None = None
     association_timeout: float | None = None
     dimse_timeout: float | None = None
+    alternates: tuple[Address, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
+
+    def addresses(self) -> tuple[Address, ...]:
+        """The main address, then each alternate, without repeats."""
+        return tuple(dict.fromkeys(((self.host, self.port), *self.alternates)))
+
+    def at(self, address: Address) -> Peer:
+        """The same peer at `address` alone."""
+        host, port = address
+        return replace(self, host=host, port=port, alternates=())
+
+
+def parse_address(text: str) -> Address:
+    """ "host:port" ("[v6::addr]:port" for IPv6) as an address; ValueError when malformed."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.strip().isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not host:port: {text!r}")
+    return host, int(port)
+
+
+def format_address(address: Address) -> str:
+    """An address as "host:port" ("[v6::addr]:port" for IPv6)."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)

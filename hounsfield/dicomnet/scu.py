@@ -39,9 +39,11 @@ from hounsfield.dicomnet.peer import Peer, Timeouts
 from hounsfield.dicomnet.responses import FindStream, RetrieveStream
 from hounsfield.errors import (
     AssociationAborted,
+    AssociationRejected,
     ContextNotAccepted,
     PeerError,
     PeerTimeout,
+    PeerUnreachable,
 )
 from hounsfield.settings import Settings
 
@@ -53,6 +55,7 @@ GET = str(StudyRootQueryRetrieveInformationModelGet)
 VERIFICATION = str(Verification)
 COMMITMENT = str(StorageCommitmentPushModel)
 COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # the well-known SOP Instance
+TRANSIENT = 2  # A-ASSOCIATE-RJ result: rejected, transient
 
 Converter = Callable[[Path], Dataset]
 """Decodes a stored file into an uncompressed little endian dataset."""
@@ -273,13 +276,37 @@ def associate(
 ) -> PeerAssociation:
     """An established association to `peer` (our AE title — or a partition's, `calling_ae` —
     PDU size and timeouts from `settings`, the peer's own timeouts first), or a PeerError
-    saying why not."""
-    assoc, timeouts = connect.request(
-        peer,
-        settings,
-        contexts,
-        ext_neg=ext_neg,
-        handlers=[(evt.EVT_C_STORE, refuse_store)],
-        calling_ae=calling_ae,
-    )
-    return PeerAssociation(assoc, peer, timeouts)
+    saying why not.
+
+    A peer with alternates is asked at its main address, then at each alternate while the
+    last one was unreachable, timed out, closed the connection or rejected the association
+    transiently; the association's `peer` is then the address that answered. When every
+    address failed, the last one's error is raised."""
+    addresses = peer.addresses()
+    for n, address in enumerate(addresses):
+        target = peer if len(addresses) == 1 else peer.at(address)
+        try:
+            assoc, timeouts = connect.request(
+                target,
+                settings,
+                contexts,
+                ext_neg=ext_neg,
+                handlers=[(evt.EVT_C_STORE, refuse_store)],
+                calling_ae=calling_ae,
+            )
+        except PeerError as exc:
+            if n + 1 == len(addresses) or not worth_another_address(exc):
+                raise
+            log.warning("%s; trying %s at the next address", exc.message, peer.ae_title)
+            continue
+        return PeerAssociation(assoc, target, timeouts)
+    raise AssertionError("a peer has at least one address")  # pragma: no cover
+
+
+def worth_another_address(exc: PeerError) -> bool:
+    """Whether an association request that failed this way may succeed at another address
+    of the same AE: no connection, no answer in time, a closed connection, or a transient
+    rejection."""
+    if isinstance(exc, AssociationRejected):
+        return exc.result == TRANSIENT
+    return isinstance(exc, PeerUnreachable | PeerTimeout | AssociationAborted)

@@ -30,6 +30,7 @@ from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet.admission import (
     CALLED_AE_NOT_RECOGNISED,
     CALLING_AE_NOT_RECOGNISED,
+    TEMPORARY_CONGESTION,
     Rejection,
     set_admission,
 )
@@ -78,13 +79,25 @@ def build_ae(archive: Archive, max_associations: int | None = None) -> AE:
 class Admission:
     """Who may associate with which partition: the called AE title names the partition (on a
     partition's own port, only that partition answers); its caller policy and allow-list
-    decide about the caller. The partition found is kept on the association."""
+    decide about the caller. The partition found is kept on the association. A draining
+    node refuses every new association as transient congestion: the caller (or the load
+    balancer's check) turns to another node."""
 
-    def __init__(self, archive: Archive, refresh_seconds: float = 1.0) -> None:
-        self.archive, self.refresh = archive, refresh_seconds
+    def __init__(
+        self,
+        archive: Archive,
+        refresh_seconds: float = 1.0,
+        draining: Callable[[], bool] | None = None,
+    ) -> None:
+        self.archive, self.refresh, self.draining = archive, refresh_seconds, draining
         self._known: set[str] = set()
         self._loaded = -1e9
         self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        """Read the known devices again on next use (the configuration changed)."""
+        with self._lock:
+            self._loaded = -1e9
 
     def known_devices(self) -> set[str]:
         """The AE titles of known devices, re-read at most once per `refresh` seconds."""
@@ -100,6 +113,9 @@ class Admission:
     def __call__(
         self, assoc: Association, calling: str, called: str, host: str, port: int
     ) -> Rejection | None:
+        if self.draining is not None and self.draining():
+            log.info("association from %r refused: this node is draining", calling)
+            return TEMPORARY_CONGESTION
         part = self.partition_for(called, port)
         if part is None:
             log.warning("association from %r to unknown AE title %r refused", calling, called)
@@ -132,11 +148,17 @@ class DimseServer:
     """The running DIMSE listener (or, in an extra DIMSE process, the connections handed to
     it) and a clean way to stop it."""
 
-    def __init__(self, archive: Archive, board: LoadBoard | None = None, index: int = 0) -> None:
+    def __init__(
+        self,
+        archive: Archive,
+        board: LoadBoard | None = None,
+        index: int = 0,
+        draining: Callable[[], bool] | None = None,
+    ) -> None:
         self.archive = archive
         self.board, self.index = board, index
         self.ae = build_ae(archive, board.shares[index] if board else None)
-        self.admission = Admission(archive)
+        self.admission = Admission(archive, draining=draining)
         set_admission(self.ae, self.admission)
         self.server: ThreadedAssociationServer | None = None
         self.partition_servers: list[ThreadedAssociationServer] = []

@@ -18,7 +18,7 @@ from hounsfield.catalog.parse import parse_header, required_uids
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem
 from hounsfield.errors import ArchiveError
-from hounsfield.storage.atomic import CHECKSUM
+from hounsfield.storage.atomic import CHECKSUM, remove_quietly
 from hounsfield.storage.filemeta import split_part10
 from hounsfield.storage.layout import partition_folder
 
@@ -32,6 +32,7 @@ class Inventory:
     indexed: int = 0
     known: int = 0
     refused: int = 0
+    removed: int = 0  # leftovers of writes whose object another write indexed
 
 
 def partition_folders(archive: Archive) -> dict[str, str]:
@@ -71,7 +72,7 @@ def reinventory_study(archive: Archive, fs_pk: int, folder: str) -> Inventory:
     if title is None:
         return Inventory()
     partition_pk = archive.partition_pk(title)
-    indexed = refused = 0
+    indexed = refused = removed = 0
     study_uid = ""
     for dirpath, dirs, names in os.walk(root / folder):
         dirs.sort()
@@ -86,33 +87,46 @@ def reinventory_study(archive: Archive, fs_pk: int, folder: str) -> Inventory:
             if rel in known:
                 continue
             try:
-                study_uid = _index_file(archive, partition_pk, fs_pk, path, rel) or study_uid
-                indexed += 1
+                found = _index_file(archive, partition_pk, fs_pk, path, rel)
             except (ArchiveError, OSError) as exc:
                 log.warning("reinventory skipped %s: %s", path, exc)
                 refused += 1
+                continue
+            if found is not None:
+                study_uid, indexed = found, indexed + 1
+            elif _stale(path):
+                remove_quietly(path)
+                removed += 1
+                log.info("reinventory removed %s: its object is indexed in another file", path)
     if indexed and study_uid:
         invalidate(archive, title, study_uid)
-    return Inventory(indexed, len(known), refused)
+    return Inventory(indexed, len(known), refused, removed)
 
 
 STALE_SECONDS = 3600.0
 
 
-def _sweep(path: Path) -> None:
-    """Remove a temporary file an interrupted write left behind (an hour old: no write that
-    is still running can own it)."""
+def _stale(path: Path) -> bool:
+    """An hour old: no write that is still running can own it (a write renames its file into
+    place and commits its index row within seconds, or removes the file)."""
     try:
-        if time.time() - path.stat().st_mtime > STALE_SECONDS:
-            path.unlink()
-            log.info("reinventory removed the leftover temporary file %s", path)
+        return time.time() - path.stat().st_mtime > STALE_SECONDS
     except FileNotFoundError:
-        pass
+        return False
+
+
+def _sweep(path: Path) -> None:
+    """Remove a temporary file an interrupted write left behind."""
+    if _stale(path):
+        path.unlink(missing_ok=True)
+        log.info("reinventory removed the leftover temporary file %s", path)
 
 
 def _index_file(
     archive: Archive, partition_pk: int, fs_pk: int, path: Path, rel: str
 ) -> str | None:
+    """Index one file found in place; its Study Instance UID, or None when its SOP Instance
+    is already indexed in another file."""
     raw = path.read_bytes()
     meta, data = split_part10(raw)
     syntax = str(meta.TransferSyntaxUID)
@@ -122,8 +136,7 @@ def _index_file(
     source_ae = str(meta.get("SourceApplicationEntityTitle", "") or "")
     with db.write(archive.engine) as conn:
         if find_existing(conn, partition_pk, sop) is not None:
-            log.info("reinventory: %s is already indexed elsewhere", sop)
-            return None
+            return None  # a node died between renaming this file and indexing it
         index_object(conn, parsed.dataset, partition_pk, stored, parsed.header, source_ae, None)
     archive.filesystems.account(fs_pk, len(raw))
     return study_uid

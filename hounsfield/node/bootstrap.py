@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from types import FrameType
 
 import uvicorn
 
+from hounsfield import __version__
 from hounsfield.archive.context import Archive
 from hounsfield.catalog import partitions
+from hounsfield.cluster.heartbeat import Heartbeat
+from hounsfield.cluster.nodes import NodeInfo
+from hounsfield.cluster.singleton import Singleton
 from hounsfield.db import engine as db
 from hounsfield.dimse.server import DimseServer
+from hounsfield.metrics import ACTIVE_ASSOCIATIONS_NAME, NODE_REGISTRY
 from hounsfield.node.dimse_pool import DimseProcesses
 from hounsfield.node.process import open_pool_process, open_process
 from hounsfield.rules.saved import apply_declared as apply_rules
@@ -41,6 +48,22 @@ def apply_declared(archive: Archive) -> None:
     apply_reconcile_jobs(archive, settings.reconcile)
 
 
+def _info(settings: Settings, dimse_port: int, runs: list[str]) -> NodeInfo:
+    """What this node tells the registry about itself."""
+    address = settings.node_address
+    if not address:
+        address = settings.host if settings.host not in ("0.0.0.0", "::") else socket.getfqdn()
+    return NodeInfo(
+        name=settings.node_name,
+        address=address,
+        dimse_port=dimse_port,
+        http_port=settings.http_port,
+        version=__version__,
+        pid=os.getpid(),
+        runs=tuple(runs),
+    )
+
+
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; in-flight stores finish before the process exits."""
     node = open_process(settings)
@@ -53,14 +76,35 @@ def serve(settings: Settings) -> None:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     apply_declared(archive)
-    dimse = DimseServer(archive)
     count = settings.dimse_process_count
     processes = DimseProcesses(settings, count) if count > 1 else None
-    worker = Worker(archive, pool_opener=open_pool_process)
-    scheduler = Scheduler(archive) if settings.scheduler else None
+
+    def associations() -> int:
+        if processes is not None:
+            return sum(processes.board.counts)
+        return int(NODE_REGISTRY.get_sample_value(ACTIVE_ASSOCIATIONS_NAME) or 0)
+
+    runs = ["dimse", "http"]
+    if settings.queue_threads:
+        runs.append("workers")
+    if settings.scheduler:
+        runs.append("scheduler")
+    heartbeat = Heartbeat(archive, associations)
+    dimse = DimseServer(archive, draining=lambda: heartbeat.condition.draining)
+    node.watch.on_change.append(dimse.admission.forget)
+    worker = Worker(
+        archive,
+        pool_opener=open_pool_process,
+        may_claim=lambda: heartbeat.condition.may_claim,
+    )
+    scheduler = (
+        Scheduler(archive, leader=Singleton(archive.engine, "scheduler"))
+        if settings.scheduler
+        else None
+    )
     http = uvicorn.Server(
         uvicorn.Config(
-            create_app(archive),
+            create_app(archive, condition=lambda: heartbeat.condition),
             host=settings.host,
             port=settings.http_port,
             log_level="warning",
@@ -77,6 +121,7 @@ def serve(settings: Settings) -> None:
         if processes is not None:
             processes.start()
         dimse.start(processes.dispatch if processes is not None else None)
+        heartbeat.start(_info(settings, dimse.port, runs))
         web.start()
         log.info("HTTP listening on %s:%d", settings.host, settings.http_port)
         while not stop.wait(0.5):
@@ -94,6 +139,7 @@ def serve(settings: Settings) -> None:
             processes.stop(grace_seconds=10.0)
         if web.ident is not None:  # started
             web.join(timeout=10)
+        heartbeat.stop()
         node.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pynetdicom import evt
 
+from hounsfield.cluster.heartbeat import DrainFlag
 from hounsfield.dicomnet.handoff import LoadBoard
 from hounsfield.dimse.server import DimseServer
 from hounsfield.metrics import snapshot
@@ -37,7 +38,9 @@ def child_main(
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     node = open_process(settings)
     archive = node.archive
-    server = DimseServer(archive, board=LoadBoard(counts, shares), index=index)
+    draining = DrainFlag(archive, settings.node_name)
+    server = DimseServer(archive, board=LoadBoard(counts, shares), index=index, draining=draining)
+    node.watch.on_change.append(server.admission.forget)
     server.start_handed()
     changed = threading.Event()  # an association ended: report without waiting
     assert server.server is not None

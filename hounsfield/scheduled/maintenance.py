@@ -1,4 +1,5 @@
-"""Housekeeping services: reapply rules, rebuild metadata, compress, purge items and alerts."""
+"""Housekeeping services: reapply rules, rebuild metadata, compress, purge items and alerts,
+recount filesystem usage."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from hounsfield.alerts import purge_alerts
+from hounsfield.alerts import purge_alerts, raise_alert
 from hounsfield.db import engine as db
 from hounsfield.db.tables import partition, study, study_outcome
 from hounsfield.scheduled.applog import archive_alerts
 from hounsfield.scheduled.registry import Run, service
+from hounsfield.storage.usage import recount
 from hounsfield.workqueue.admin import purge_finished
-from hounsfield.workqueue.items import now, study_key
-from hounsfield.workqueue.queue import enqueue
-from hounsfield.workqueue.study import request_processing
+from hounsfield.workqueue.items import now
+from hounsfield.workqueue.study import request_compression, request_processing
 
 BATCH = 500
 
@@ -73,13 +74,7 @@ def _compress_due(run: Run, action: str) -> str:
         ).all()
         queued = 0
         for study_pk, params, part_pk, uid in rows:
-            pk = enqueue(
-                conn,
-                "compress-study",
-                {"study_pk": study_pk, "action": action, "params": params},
-                study_key=study_key(part_pk, uid),
-                coalesce_key=f"compress-study:{study_pk}",
-            )
+            pk = request_compression(conn, part_pk, uid, study_pk, action, params)
             queued += pk is not None
     return f"queued {queued} studies for {action}"
 
@@ -113,3 +108,16 @@ def purge_old_alerts(run: Run) -> str:
     if run.archive.settings.alert_archive:
         archived = f", archived {archive_alerts(run, before)} days first"
     return f"removed {purge_alerts(run.archive.engine, before)} alerts{archived}"
+
+
+@service("recount-usage", interval_seconds=86400)
+def recount_usage(run: Run) -> str:
+    """Check the filesystem usage counters against the file table and correct any drift
+    (with an alert: something changed files behind the index)."""
+    drift = recount(run.archive.engine)
+    if not drift:
+        return "usage counters exact"
+    described = ", ".join(f"filesystem {pk}: {delta:+d} bytes" for pk, delta in drift.items())
+    raise_alert(run.archive.engine, "warning", "storage", "usage", f"corrected {described}")
+    run.archive.filesystems.invalidate()
+    return f"corrected {described}"

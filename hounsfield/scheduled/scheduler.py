@@ -1,4 +1,5 @@
-"""The scheduler: on every node, runs each due service while holding its ServiceLock."""
+"""The scheduler: on the node holding the scheduler singleton, runs each due service while
+holding its ServiceLock."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 from datetime import timedelta
 
 from hounsfield.archive.context import Archive
+from hounsfield.cluster.singleton import Singleton
 from hounsfield.errors import NotFound
 from hounsfield.scheduled import lock
 from hounsfield.scheduled.registry import SERVICES, Run
@@ -64,10 +66,13 @@ def run_service(archive: Archive, name: str, *, force: bool = False) -> str | No
 
 
 class Scheduler:
-    """A thread that looks for due services every few seconds."""
+    """A thread that looks for due services every few seconds. With a `leader` singleton,
+    only the node holding it decides and runs services; when that node dies another takes
+    the singleton (and the dead node's service locks are released by the heartbeat)."""
 
-    def __init__(self, archive: Archive) -> None:
+    def __init__(self, archive: Archive, leader: Singleton | None = None) -> None:
         self.archive = archive
+        self.leader = leader
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -83,6 +88,8 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(grace_seconds)
+        if self.leader is not None:
+            self.leader.release()
 
     def run_due(self) -> dict[str, str]:
         """Run every due service once; their results by name."""
@@ -99,6 +106,7 @@ class Scheduler:
     def _loop(self) -> None:
         while not self._stop.wait(self.archive.settings.scheduler_poll_seconds):
             try:
-                self.run_due()
+                if self.leader is None or self.leader.held():
+                    self.run_due()
             except Exception:
                 log.exception("scheduler pass failed")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -10,6 +11,7 @@ from sqlalchemy import delete, select, update
 from hounsfield.archive.context import Archive
 from hounsfield.db import engine as db
 from hounsfield.db.tables import device
+from hounsfield.dicomnet.peer import format_address, parse_address
 from hounsfield.errors import InvalidDataset, NotFound
 from hounsfield.settings import DeviceConfig
 
@@ -21,7 +23,9 @@ class Device:
     """A peer the archive may send to or accept from. As a forwarding destination: `protocol`
     "dimse" (C-STORE to host:port) or "dicomweb" (STOW-RS to `url`), up to `associations`
     at once, at most `bandwidth_kbps` (kbit/s) when set, with storage commitment when
-    `commitment`."""
+    `commitment`. `alternates` ("host:port") are further addresses of the same AE (the
+    other nodes of a cluster), tried in turn when an association cannot be opened at
+    host:port."""
 
     ae_title: str
     host: str
@@ -32,6 +36,7 @@ class Device:
     associations: int = 1
     bandwidth_kbps: int | None = None
     commitment: bool = False
+    alternates: tuple[str, ...] = ()
 
 
 def _check(new: Device) -> str:
@@ -50,7 +55,28 @@ def _check(new: Device) -> str:
         raise InvalidDataset("a bandwidth cap is at least 8 kbit/s")
     if new.commitment and new.protocol != "dimse":
         raise InvalidDataset("storage commitment is requested over DIMSE only")
+    normal_alternates(new.alternates)
     return ae_title
+
+
+def normal_alternates(alternates: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The alternate addresses as "host:port", without repeats; InvalidDataset when one is
+    not host:port."""
+    out: dict[str, None] = {}
+    for text in alternates:
+        try:
+            out.setdefault(format_address(parse_address(text)), None)
+        except ValueError as exc:
+            raise InvalidDataset(f"invalid alternate address: {exc}") from exc
+    return tuple(out)
+
+
+def _alternates(stored: str | None) -> tuple[str, ...]:
+    try:
+        found = json.loads(stored or "[]")
+    except ValueError:
+        return ()
+    return tuple(str(a) for a in found) if isinstance(found, list) else ()
 
 
 def _device(row: Any) -> Device:
@@ -64,13 +90,16 @@ def _device(row: Any) -> Device:
         row["associations"],
         row["bandwidth_kbps"],
         bool(row["commitment"]),
+        _alternates(row["alternates"]),
     )
 
 
 def add_device(archive: Archive, new: Device) -> bool:
     """Add or update a device; True if it was new."""
     title = _check(new)
+    new = replace(new, alternates=normal_alternates(new.alternates))
     values = {k: v for k, v in asdict(new).items() if k != "ae_title"}
+    values["alternates"] = json.dumps(list(new.alternates))
     with db.write(archive.engine) as conn:
         found = conn.scalar(select(device.c.pk).where(device.c.ae_title == title))
         if found is None:
@@ -104,4 +133,4 @@ def find_device(archive: Archive, ae_title: str) -> Device | None:
 def apply_declared(archive: Archive, declared: list[DeviceConfig]) -> None:
     """Make the devices declared in the TOML file exist as declared (idempotent)."""
     for d in declared:
-        add_device(archive, Device(**d.model_dump()))
+        add_device(archive, Device(**{**d.model_dump(), "alternates": tuple(d.alternates)}))

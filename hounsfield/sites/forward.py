@@ -21,6 +21,7 @@ from hounsfield.rules.saved import list_rules, study_facts
 from hounsfield.sites.devices import find_device
 from hounsfield.sites.forward_state import FAILED, Forward, list_forwards, open_forward, work_key
 from hounsfield.sites.window import Window
+from hounsfield.workqueue import wake
 from hounsfield.workqueue.items import WAITING, now
 from hounsfield.workqueue.kinds import FORWARD_STUDY
 from hounsfield.workqueue.queue import enqueue, hurry
@@ -134,6 +135,7 @@ def forward_studies(
         uids = [str(u) for u in conn.scalars(stmt.order_by(*order))]
         for uid in uids:
             queue_forward(conn, archive, part, uid, destination, series_uid=series or "")
+    wake.ring()  # committed: this node's workers start now
     if study and not uids:
         raise NotFound(f"no study {study} in partition {part.ae_title}")
     return uids
@@ -170,6 +172,8 @@ def route_study(archive: Archive, partition: str, study_uid: str, trigger: str) 
                     window=str(window) if window else None,
                 )
                 queued.append(f"{dest} ({eligibility.rule})")
+    if queued:
+        wake.ring()
     return queued
 
 
@@ -196,4 +200,6 @@ def retry_failed(
                 reason=f.reason,
             )
             conn.execute(update(forward).where(forward.c.pk == f.pk).values(attempts=0))
+    if failed:
+        wake.ring()
     return failed

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,59 +117,69 @@ def begin(engine: Engine, pk: int, instances: int) -> dict[str, str]:
 
 def record_sent(engine: Engine, pk: int, sent: Iterable[tuple[str, str]]) -> None:
     """The destination acknowledged these (SOP Class, SOP Instance) pairs (new ones, or
-    refused ones sent again); the counters move with them."""
+    refused ones sent again); the counters move with them. A few statements per call,
+    however many pairs."""
+    pairs = {iuid: cuid for cuid, iuid in sent}
+    if not pairs:
+        return
     current = now()
-    added = resent = 0
     with db.write(engine) as conn:
-        for cuid, iuid in sent:
-            changed = conn.execute(
+        known: dict[str, str] = {}
+        for chunk in _chunks(list(pairs), 500):
+            rows = conn.execute(
+                select(forward_instance.c.sop_iuid, forward_instance.c.state).where(
+                    forward_instance.c.forward_pk == pk, forward_instance.c.sop_iuid.in_(chunk)
+                )
+            ).all()
+            known.update((str(iuid), str(state)) for iuid, state in rows)
+        resent = [iuid for iuid in pairs if known.get(iuid) == REFUSED]
+        added = [
+            {
+                "forward_pk": pk,
+                "sop_iuid": iuid,
+                "sop_cuid": cuid,
+                "state": ACKED,
+                "updated_at": current,
+            }
+            for iuid, cuid in pairs.items()
+            if iuid not in known
+        ]
+        for chunk in _chunks(resent, 500):
+            conn.execute(
                 update(forward_instance)
-                .where(
-                    forward_instance.c.forward_pk == pk,
-                    forward_instance.c.sop_iuid == iuid,
-                    forward_instance.c.state == REFUSED,
-                )
+                .where(forward_instance.c.forward_pk == pk, forward_instance.c.sop_iuid.in_(chunk))
                 .values(state=ACKED, updated_at=current)
-            ).rowcount
-            if changed:
-                resent += 1
-                continue
-            exists = conn.scalar(
-                select(forward_instance.c.pk).where(
-                    forward_instance.c.forward_pk == pk, forward_instance.c.sop_iuid == iuid
-                )
             )
-            if exists is None:
-                conn.execute(
-                    forward_instance.insert().values(
-                        forward_pk=pk, sop_iuid=iuid, sop_cuid=cuid, state=ACKED, updated_at=current
-                    )
-                )
-                added += 1
+        if added:
+            conn.execute(forward_instance.insert(), added)
         if added or resent:
             conn.execute(
                 update(forward)
                 .where(forward.c.pk == pk)
                 .values(
-                    sent=forward.c.sent + added + resent,
-                    refused=forward.c.refused - resent,
+                    sent=forward.c.sent + len(added) + len(resent),
+                    refused=forward.c.refused - len(resent),
                     updated_at=current,
                 )
             )
 
 
 class Acks:
-    """Records what the destination acknowledged, in the background: each write takes
-    everything acknowledged while the previous one ran (one transaction for several), so
-    that sending rarely waits for the database. At most LIMIT acknowledgements wait to be
+    """Records what the destination acknowledged, in the background, several at a time: a
+    write starts once BATCH acknowledgements wait or the oldest has waited DELAY seconds,
+    and takes everything acknowledged until then (one transaction for several), so that
+    sending rarely waits for the database. At most LIMIT acknowledgements wait to be
     recorded (sending pauses beyond), so a crash makes at most LIMIT objects be sent again,
     besides the one in flight. `close` writes the rest and reports a failed write."""
 
     LIMIT = 4
+    BATCH = LIMIT - 1  # one more may be acknowledged while these are written
+    DELAY = 0.2
 
     def __init__(self, engine: Engine, pk: int) -> None:
         self.engine, self.pk = engine, pk
         self._pending: list[tuple[str, str]] = []
+        self._since = 0.0  # when the oldest pending acknowledgement came
         self._writing = 0
         self._lock = threading.Condition()
         self._closed = False
@@ -181,8 +192,11 @@ class Acks:
         with self._lock:
             while len(self._pending) + self._writing >= self.LIMIT:
                 self._lock.wait()
+            if not self._pending:
+                self._since = time.monotonic()
             self._pending.extend(pairs)
-            self._lock.notify_all()
+            if len(self._pending) == len(pairs) or len(self._pending) >= self.BATCH:
+                self._lock.notify_all()  # the writer starts its clock, or writes now
 
     def __enter__(self) -> Acks:
         return self
@@ -205,13 +219,24 @@ class Acks:
         if self._error is not None:
             raise self._error
 
+    def _next_batch(self) -> list[tuple[str, str]]:
+        """Wait for a batch worth writing (empty: closed with nothing left); call locked."""
+        while not self._closed and len(self._pending) < self.BATCH:
+            if not self._pending:
+                self._lock.wait()
+                continue
+            left = self._since + self.DELAY - time.monotonic()
+            if left <= 0:
+                break
+            self._lock.wait(left)
+        batch, self._pending = self._pending, []
+        return batch
+
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._pending and not self._closed:
-                    self._lock.wait()
-                batch, self._pending = self._pending, []
-                if not batch and self._closed:
+                batch = self._next_batch()
+                if not batch:
                     return
                 self._writing = len(batch)
                 self._lock.notify_all()
@@ -345,7 +370,7 @@ def commitment_report(
     return Report(pk, work_key(int(row[1]), row[2], row[3], row[4]), complete, bad)
 
 
-def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 

@@ -7,16 +7,24 @@ from dataclasses import dataclass
 
 from hounsfield.archive.context import Archive
 from hounsfield.dicomnet.contexts import query_contexts
-from hounsfield.dicomnet.peer import Peer
+from hounsfield.dicomnet.peer import Peer, parse_address
 from hounsfield.dicomnet.scu import VERIFICATION, associate
 from hounsfield.errors import NotFound
 from hounsfield.sites.devices import Device, find_device
 
 
 def peer_of(found: Device, timeout: float | None = None) -> Peer:
-    """The device as a peer to open associations to: every wait bounded by `timeout`, or
-    by the node's settings."""
-    return Peer(found.ae_title, found.host, found.port, timeout, timeout, timeout)
+    """The device as a peer to open associations to (at its address, then its alternates):
+    every wait bounded by `timeout`, or by the node's settings."""
+    return Peer(
+        found.ae_title,
+        found.host,
+        found.port,
+        timeout,
+        timeout,
+        timeout,
+        alternates=tuple(parse_address(a) for a in found.alternates),
+    )
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,7 @@ def reconcile(
     or move) and compare again; the stored report, with an alert for what is left. A peer
     that cannot be reached ends the report failed (with an alert); a bad request raises
     InvalidDataset or NotFound. The CLI, the admin API and the scheduled service call this."""
-    part, device, lo, hi = _checked(archive, partition, peer, date_from, date_to)
-    if direction not in DIRECTIONS:
-        raise InvalidDataset(f"direction is one of {', '.join(DIRECTIONS)}, not {direction!r}")
-    if method not in METHODS:
-        raise InvalidDataset(f"method is one of {', '.join(METHODS)}, not {method!r}")
+    part, device, lo, hi = checked(archive, partition, peer, date_from, date_to, direction, method)
     engine, scope = archive.engine, f"{part.ae_title}/{device.ae_title}"
     pk = begin_report(engine, part.ae_title, device.ae_title, lo, hi, direction, reason)
     try:
@@ -79,9 +75,21 @@ def reconcile(
     return report
 
 
-def _checked(
-    archive: Archive, partition: str, peer: str, date_from: str | date, date_to: str | date
+def checked(
+    archive: Archive,
+    partition: str,
+    peer: str,
+    date_from: str | date,
+    date_to: str | date,
+    direction: str = "none",
+    method: str = "auto",
 ) -> tuple[Partition, Device, date, date]:
+    """The partition, the peer device and the date range of a request, or InvalidDataset /
+    NotFound saying what is wrong with it."""
+    if direction not in DIRECTIONS:
+        raise InvalidDataset(f"direction is one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    if method not in METHODS:
+        raise InvalidDataset(f"method is one of {', '.join(METHODS)}, not {method!r}")
     part = archive.partition(partition)
     if part.virtual:
         raise InvalidDataset(f"{part.ae_title} is a virtual partition: it holds nothing")

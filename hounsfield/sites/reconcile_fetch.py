@@ -23,6 +23,7 @@ from hounsfield.archive.context import Archive
 from hounsfield.archive.store import store
 from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet.contexts import LITTLE_ENDIAN, MAX_CONTEXTS, get_contexts, query_contexts
+from hounsfield.dicomnet.identifiers import retrieve
 from hounsfield.dicomnet.incoming import Received
 from hounsfield.dicomnet.responses import RetrieveResult
 from hounsfield.dicomnet.scu import GET, MOVE, PeerAssociation, associate
@@ -98,14 +99,11 @@ def fetch(
 
 def identifier(found: Difference) -> Dataset:
     """The C-MOVE / C-GET identifier of a study, series or instance."""
-    query = Dataset()
-    query.QueryRetrieveLevel = found.level
-    query.StudyInstanceUID = found.study
-    if found.level in (SERIES, IMAGE):
-        query.SeriesInstanceUID = found.series
-    if found.level == IMAGE:
-        query.SOPInstanceUID = found.instance
-    return query
+    return retrieve(
+        found.study,
+        found.series if found.level in (SERIES, IMAGE) else None,
+        found.instance if found.level == IMAGE else None,
+    )
 
 
 def _get(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from hounsfield.dicomnet import identifiers
 from hounsfield.dicomnet.contexts import query_contexts
 from hounsfield.dicomnet.peer import Peer
 from hounsfield.dicomnet.scu import FIND, PeerAssociation, associate
@@ -165,7 +166,7 @@ class PeerSide:
 
     def series(self, study_uid: str) -> tuple[list[SeriesCount], bool]:
         """The series of a study, and whether the peer capped the list."""
-        query = _query(SERIES, StudyInstanceUID=study_uid, SeriesInstanceUID="")
+        query = identifiers.query(SERIES, StudyInstanceUID=study_uid, SeriesInstanceUID="")
         query.NumberOfSeriesRelatedInstances = ""
         answers, capped = self.find(query)
         out = [
@@ -177,7 +178,7 @@ class PeerSide:
 
     def instances(self, study_uid: str, series_uid: str) -> tuple[list[Instance], bool]:
         """The instances of a series, and whether the peer capped the list."""
-        query = _query(
+        query = identifiers.query(
             IMAGE, StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid, SOPInstanceUID=""
         )
         query.SOPClassUID = ""
@@ -217,16 +218,8 @@ class PeerSide:
         return total
 
 
-def _query(level: str, **keys: str) -> Dataset:
-    query = Dataset()
-    query.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(query, keyword, value)
-    return query
-
-
 def _study_query(dates: str, times: str = "") -> Dataset:
-    query = _query(STUDY, StudyInstanceUID="", StudyDate=dates, StudyTime=times)
+    query = identifiers.query(STUDY, StudyInstanceUID="", StudyDate=dates, StudyTime=times)
     query.NumberOfStudyRelatedInstances = ""
     query.SOPClassesInStudy = ""
     return query

@@ -139,19 +139,17 @@ def due_jobs(engine: Engine, at: datetime | None = None) -> list[Job]:
     )
 
 
-def job_ran(engine: Engine, job: Job, report: int | None) -> None:
-    """Record a run of `job` and schedule its next one."""
+def job_ran(engine: Engine, job: Job, report: int | None = None) -> None:
+    """Record a run of `job` (and its report, when known) and schedule its next one."""
     current = now()
+    values: dict[str, Any] = {
+        "last_run_at": current,
+        "next_run_at": next_run(job.period, job.at, current),
+    }
+    if report is not None:
+        values["last_report_pk"] = report
     with db.write(engine) as conn:
-        conn.execute(
-            update(reconcile_job)
-            .where(reconcile_job.c.pk == job.pk)
-            .values(
-                last_run_at=current,
-                last_report_pk=report,
-                next_run_at=next_run(job.period, job.at, current),
-            )
-        )
+        conn.execute(update(reconcile_job).where(reconcile_job.c.pk == job.pk).values(**values))
 
 
 def apply_declared(archive: Archive, declared: list[ReconcileConfig]) -> None:

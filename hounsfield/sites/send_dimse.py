@@ -116,8 +116,8 @@ def _send_on_one(
             for obj in group:
                 if cap is not None:
                     cap.spend(obj.size)
-                try:  # the mirror's copy when the primary is gone
-                    status = link.store(replace(obj, path=obj.readable()), convert=to_little_endian)
+                try:
+                    status = link.store(_readable(obj), convert=to_little_endian)
                 except PeerError:
                     raise
                 except ArchiveError as exc:
@@ -134,6 +134,14 @@ def _send_on_one(
             link.abort()
             raise
         POOL.give(device.ae_title, calling, link, archive.settings.forward_linger_seconds)
+
+
+def _readable(obj: Located) -> Located:
+    """`obj`, read from the mirror's copy when its primary file is gone (no look without one)."""
+    if not obj.fallbacks:
+        return obj
+    path = obj.readable()
+    return obj if path == obj.path else replace(obj, path=path)
 
 
 def _link(archive: Archive, device: Device, calling: str, group: list[Located]) -> PeerAssociation:

@@ -16,7 +16,7 @@ from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Level, Root, find, query_level
 from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet import operations
-from hounsfield.dicomnet.peer import Peer
+from hounsfield.dicomnet.peer import Peer, parse_address
 from hounsfield.dicomnet.scu import FIND
 from hounsfield.errors import InvalidDataset, NotFound, PeerError
 from hounsfield.sites.devices import find_device
@@ -68,7 +68,10 @@ def peer(archive: Archive, member: Member, timeout: float) -> Peer:
     found = find_device(archive, member.name)
     if found is None:
         raise NotFound(f"no device {member.name!r} (a member of a virtual partition)")
-    return Peer(found.ae_title, found.host, found.port, timeout, timeout, timeout)
+    alternates = tuple(parse_address(a) for a in found.alternates)
+    return Peer(
+        found.ae_title, found.host, found.port, timeout, timeout, timeout, alternates=alternates
+    )
 
 
 def ask_all(

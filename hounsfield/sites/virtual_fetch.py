@@ -19,7 +19,7 @@ from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate, query_level
 from hounsfield.archive.store import store
 from hounsfield.catalog.partitions import Partition
-from hounsfield.dicomnet import operations
+from hounsfield.dicomnet import identifiers, operations
 from hounsfield.dicomnet.incoming import Received
 from hounsfield.dicomnet.peer import Peer
 from hounsfield.errors import PeerError
@@ -116,7 +116,9 @@ def _list_remote(archive: Archive, target: Peer, identifier: Dataset) -> list[Da
     level = query_level(identifier)
     studies = [str(identifier.StudyInstanceUID)] if "StudyInstanceUID" in identifier else []
     if level == "PATIENT" or not studies:
-        q = _keys("STUDY", StudyInstanceUID="", PatientID=str(identifier.get("PatientID", "")))
+        q = identifiers.query(
+            "STUDY", StudyInstanceUID="", PatientID=str(identifier.get("PatientID", ""))
+        )
         studies = [str(d.StudyInstanceUID) for d in _find(archive, target, q)]
     out: list[Dataset] = []
     for study in studies:
@@ -124,11 +126,11 @@ def _list_remote(archive: Archive, target: Peer, identifier: Dataset) -> list[Da
         if level in ("SERIES", "IMAGE") and series_uid:
             series = [series_uid]
         else:
-            q = _keys("SERIES", StudyInstanceUID=study, SeriesInstanceUID="")
+            q = identifiers.query("SERIES", StudyInstanceUID=study, SeriesInstanceUID="")
             series = [str(d.SeriesInstanceUID) for d in _find(archive, target, q)]
         for uid in series:
             sop = str(identifier.get("SOPInstanceUID", "") or "") if level == "IMAGE" else ""
-            q = _keys(
+            q = identifiers.query(
                 "IMAGE",
                 StudyInstanceUID=study,
                 SeriesInstanceUID=uid,
@@ -139,14 +141,6 @@ def _list_remote(archive: Archive, target: Peer, identifier: Dataset) -> list[Da
                 ds.StudyInstanceUID, ds.SeriesInstanceUID = study, uid
                 out.append(ds)
     return out
-
-
-def _keys(level: str, **keys: str) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 class Fetch:
@@ -195,7 +189,7 @@ class Fetch:
             arrived.add(received.sop_instance)
             return None
 
-        query = _keys("IMAGE", StudyInstanceUID=study, SeriesInstanceUID=series)
+        query = identifiers.query("IMAGE", StudyInstanceUID=study, SeriesInstanceUID=series)
         query.SOPInstanceUID = [r.sop_instance for r in wanted]
         try:
             target = peer(self.archive, member, timeout_of(self.part))
@@ -234,7 +228,7 @@ class Fetch:
                 partition=self.part.cache_to,
                 calling_ae=member.name,
             )
-            ident = _keys("IMAGE", SOPInstanceUID=received.sop_instance)
+            ident = identifiers.query("IMAGE", SOPInstanceUID=received.sop_instance)
             kept = locate(self.archive, ident, partition=self.part.cache_to)
             if kept:
                 return kept[0]

@@ -8,12 +8,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from hounsfield.alerts import raise_alert
 from hounsfield.db import engine as db
-from hounsfield.db.tables import file, filesystem
+from hounsfield.db.tables import filesystem
 from hounsfield.errors import StorageFull
+from hounsfield.storage.usage import used_bytes
 
 
 @dataclass
@@ -65,39 +66,20 @@ def ensure_filesystem(conn: Connection, path: Path, capacity: int | None = None)
 class Filesystems:
     """This node's cached view of the filesystems, refreshed every few seconds."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        reserve_bytes: int,
-        refresh_seconds: float = 10.0,
-        recount_seconds: float = 300.0,
-    ) -> None:
+    def __init__(self, engine: Engine, reserve_bytes: int, refresh_seconds: float = 2.0) -> None:
         self._engine = engine
         self._reserve = reserve_bytes
+        # Usage comes from the counters the index keeps exact (storage.usage): a few rows,
+        # read again every `refresh_seconds`; this process adds its own writes meanwhile.
         self._refresh = refresh_seconds
-        # Summing every file's size scans the whole file table: this node accounts its own
-        # writes as it makes them and recounts (other nodes' writes too) only this often.
-        self._recount = recount_seconds
         self._lock = threading.Lock()
         self._loaded_at = 0.0
-        self._counted_at = -1e9
         self._alerted_at = -1e9
         self._all: dict[int, Filesystem] = {}
 
     def _load(self) -> None:
-        recount = time.monotonic() - self._counted_at > self._recount
         with db.read(self._engine) as conn:
-            if recount:
-                used = dict(
-                    conn.execute(
-                        select(
-                            file.c.filesystem_pk, func.coalesce(func.sum(file.c.size), 0)
-                        ).group_by(file.c.filesystem_pk)
-                    ).all()
-                )
-                self._counted_at = time.monotonic()
-            else:
-                used = {pk: fs.used_bytes for pk, fs in self._all.items()}
+            used = used_bytes(conn)
             rows = conn.execute(select(filesystem)).mappings().all()
         self._all = {
             row["pk"]: Filesystem(
@@ -107,7 +89,7 @@ class Filesystems:
                 read_only=row["read_only"],
                 capacity_bytes=row["capacity_bytes"],
                 high_watermark=row["high_watermark"],
-                used_bytes=int(used.get(row["pk"], 0)),
+                used_bytes=used.get(row["pk"], 0),
                 enabled=row["enabled"],
                 write_only=row["write_only"],
                 mirror_of_pk=row["mirror_of_pk"],
@@ -123,6 +105,13 @@ class Filesystems:
             if pk not in self._all or time.monotonic() - self._loaded_at > self._refresh:
                 self._load()
             return self._all[pk]
+
+    def listed(self) -> list[Filesystem]:
+        """Every filesystem, as recently read."""
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self._refresh:
+                self._load()
+            return list(self._all.values())
 
     def mirror_for(self, pk: int) -> Filesystem | None:
         """The enabled, writable mirror of filesystem `pk`, if it has one."""

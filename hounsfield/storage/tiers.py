@@ -13,6 +13,7 @@ from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem
 from hounsfield.errors import InvalidDataset, NotFound
 from hounsfield.settings import FilesystemConfig
+from hounsfield.storage.usage import used_bytes
 
 FIELDS = (
     "tier",
@@ -210,18 +211,14 @@ def remove_filesystem(engine: Engine, path: str | Path) -> None:
 def list_filesystems(engine: Engine) -> list[Usage]:
     """Every filesystem by tier, with its usage."""
     with db.read(engine) as conn:
-        stored = dict(
-            conn.execute(
-                select(file.c.filesystem_pk, func.sum(file.c.size)).group_by(file.c.filesystem_pk)
-            ).all()
-        )
+        stored = used_bytes(conn)
         rows = (
             conn.execute(select(filesystem).order_by(filesystem.c.tier, filesystem.c.pk))
             .mappings()
             .all()
         )
     paths = {row["pk"]: row["path"] for row in rows}
-    return [_usage(row, int(stored.get(row["pk"], 0) or 0), paths) for row in rows]
+    return [_usage(row, stored.get(row["pk"], 0), paths) for row in rows]
 
 
 def _usage(row: Any, stored: int, paths: dict[int, str]) -> Usage:

@@ -25,6 +25,7 @@ class DeviceIn(BaseModel):
     associations: int = Field(default=1, ge=1, le=16)
     bandwidth_kbps: int | None = Field(default=None, ge=8)
     commitment: bool = False
+    alternates: list[str] = []  # further "host:port" addresses of the same AE
 
 
 class ForwardRequest(BaseModel):
@@ -58,7 +59,9 @@ def mount(app: FastAPI, archive: Archive) -> None:
 
     @router.put("/devices/{ae_title}")
     def put_device(ae_title: str, body: DeviceIn) -> dict[str, Any]:
-        new = add_device(archive, Device(ae_title, **body.model_dump()))
+        fields = body.model_dump()
+        fields["alternates"] = tuple(body.alternates)
+        new = add_device(archive, Device(ae_title, **fields))
         return {"ae_title": ae_title, "created": new}
 
     @router.delete("/devices/{ae_title}")

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hounsfield.archive.context import Archive
@@ -13,6 +14,7 @@ from hounsfield.sites.reconcile import reconcile
 from hounsfield.sites.reconcile_csv import report_csv
 from hounsfield.sites.reconcile_metrics import install as install_metrics
 from hounsfield.sites.reconcile_model import direction_of
+from hounsfield.sites.reconcile_queue import queue_reconcile
 from hounsfield.sites.reconcile_reports import get_report, list_reports
 from hounsfield.sites.reconcile_schedule import add_job, list_jobs, remove_job
 
@@ -27,6 +29,11 @@ class ReconcileRequest(BaseModel):
     fetch: bool = Field(default=False, description="Retrieve what is missing here")
     push: bool = Field(default=False, description="Send what the peer lacks")
     method: Literal["auto", "get", "move"] = "auto"
+    background: bool = Field(
+        default=False,
+        description="Queue it as a work item (any node runs it; answered 202 at once) "
+        "instead of waiting for its report",
+    )
 
 
 class JobIn(BaseModel):
@@ -45,9 +52,21 @@ def mount(app: FastAPI, archive: Archive) -> None:
     install_metrics(archive.engine)
     router = APIRouter(prefix="/admin/reconcile", tags=["admin"])
 
-    @router.post("")
-    def post_reconcile(body: ReconcileRequest) -> dict[str, Any]:
-        """Run a reconciliation now (this request waits for it) and answer its report."""
+    @router.post("", responses={202: {"description": "Queued: the work item's id"}})
+    def post_reconcile(body: ReconcileRequest) -> Any:
+        """Run a reconciliation now and answer its report (the request waits for it), or
+        with `background`, queue it and answer 202 with the work item's id."""
+        if body.background:
+            item = queue_reconcile(
+                archive,
+                body.partition,
+                body.peer,
+                body.date_from,
+                body.date_to,
+                direction=direction_of(body.fetch, body.push),
+                method=body.method,
+            )
+            return JSONResponse({"work_item": item or None}, status_code=202)
         report = reconcile(
             archive,
             body.partition,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -9,7 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hounsfield import __version__
 from hounsfield.archive.context import Archive
 from hounsfield.archive.health import health
+from hounsfield.cluster.heartbeat import Condition
 from hounsfield.metrics import NODE_REGISTRY
+from hounsfield.web.admin_cluster import mount as mount_admin_cluster
 from hounsfield.web.admin_forward import mount as mount_admin_forward
 from hounsfield.web.admin_reconcile import mount as mount_admin_reconcile
 from hounsfield.web.admin_storage import mount as mount_admin_storage
@@ -18,14 +22,18 @@ from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 from hounsfield.web.errors import install as install_error_handlers
 
 
-def create_app(archive: Archive) -> FastAPI:
-    """The HTTP application bound to one archive."""
+def create_app(archive: Archive, condition: Callable[[], Condition] | None = None) -> FastAPI:
+    """The HTTP application bound to one archive (and to the node's last heartbeat, which
+    says whether it drains)."""
     app = FastAPI(title="Hounsfield", version=__version__)
     install_error_handlers(app)
 
     @app.get("/health")
     def get_health() -> JSONResponse:
-        report = health(archive)
+        """200 when this node should get traffic; 503 when its database or storage is
+        unavailable or it is draining (for load balancers)."""
+        draining = condition().draining if condition is not None else False
+        report = health(archive, draining=draining)
         return JSONResponse(report.as_dict(), status_code=200 if report.ok else 503)
 
     @app.get("/metrics")
@@ -37,4 +45,5 @@ def create_app(archive: Archive) -> FastAPI:
     mount_admin_verify(app, archive)
     mount_admin_forward(app, archive)
     mount_admin_reconcile(app, archive)
+    mount_admin_cluster(app, archive)
     return app

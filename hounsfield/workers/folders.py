@@ -42,4 +42,7 @@ def process_import(archive: Archive, item: WorkItem) -> Done:
 def process_reinventory(archive: Archive, item: WorkItem) -> Done:
     """Index the files of one study folder that the index does not know."""
     done = reinventory_study(archive, item.payload["filesystem"], item.payload["folder"])
-    return Done(f"indexed {done.indexed}, known {done.known}, refused {done.refused}")
+    return Done(
+        f"indexed {done.indexed}, known {done.known}, refused {done.refused}, "
+        f"removed {done.removed}"
+    )

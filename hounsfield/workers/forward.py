@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SAME_ASSOCIATION_WAIT = 2.0  # seconds to wait for the commitment report on the link
+NEXT_IN_LINE_WAIT = 10.0  # seconds the first forward refused a slot waits for one in its thread
 
 
 @register(ROUTE_STUDY)
@@ -42,25 +44,43 @@ def route(archive: Archive, item: WorkItem) -> Done:
 
 
 class _Slots:
-    """Associations in use per destination in this process, up to the device's number."""
+    """Associations in use per destination in this process, up to the device's number. One
+    forward per destination may wait in its thread for the next free slot (and the link the
+    previous study leaves in the pool), so that back-to-back studies follow without a gap."""
 
     def __init__(self) -> None:
         self._used: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._next: set[str] = set()  # destinations with a forward waiting in its thread
+        self._cond = threading.Condition()
 
-    def take(self, device: Device, wanted: int) -> int:
-        """How many of the `wanted` links this forward may open now (0: come back later)."""
-        with self._lock:
-            free = min(wanted, device.associations - self._used.get(device.ae_title, 0))
+    def take(self, device: Device, wanted: int, wait: float = 0.0) -> int:
+        """How many of the `wanted` links this forward may open now, waiting up to `wait`
+        seconds when it is first in line (0: come back later)."""
+        ae = device.ae_title
+        with self._cond:
+            free = self._free(device, wanted)
+            if free <= 0 and wait > 0 and ae not in self._next:
+                self._next.add(ae)
+                try:
+                    deadline = time.monotonic() + wait
+                    while free <= 0 and (left := deadline - time.monotonic()) > 0:
+                        self._cond.wait(left)
+                        free = self._free(device, wanted)
+                finally:
+                    self._next.discard(ae)
             if free <= 0:
                 return 0
-            self._used[device.ae_title] = self._used.get(device.ae_title, 0) + free
+            self._used[ae] = self._used.get(ae, 0) + free
             return free
 
+    def _free(self, device: Device, wanted: int) -> int:
+        return min(wanted, device.associations - self._used.get(device.ae_title, 0))
+
     def give(self, device: Device, count: int) -> None:
-        """Give `count` links back."""
-        with self._lock:
+        """Give `count` links back (to the forward waiting for one, if any)."""
+        with self._cond:
             self._used[device.ae_title] = max(0, self._used.get(device.ae_title, 0) - count)
+            self._cond.notify_all()
 
 
 SLOTS = _Slots()
@@ -83,7 +103,8 @@ def forward_study(archive: Archive, item: WorkItem) -> Done | Later:
     if not objects:
         state.failed_attempt(archive.engine, job.forward_pk, "nothing stored", final=True)
         return Done("nothing stored to forward")
-    links = SLOTS.take(device, max(1, min(device.associations, len(objects) // 2)))
+    wanted = max(1, min(device.associations, len(objects) // 2))
+    links = SLOTS.take(device, wanted, NEXT_IN_LINE_WAIT)
     if not links:
         return Later(now() + timedelta(seconds=0.25), "every association to the device is busy")
     try:

@@ -24,6 +24,7 @@ BUILTIN = (
     "forward",
     "mirror",
     "verify",
+    "reconcile",
 )
 
 

@@ -13,7 +13,8 @@ from hounsfield.archive.context import Archive, open_archive
 from hounsfield.settings import Settings
 from hounsfield.sites.links import POOL
 from hounsfield.workers.registry import load_builtin, processor_for
-from hounsfield.workqueue.items import Done, Failed, Later, WorkItem
+from hounsfield.workqueue import wake
+from hounsfield.workqueue.items import Done, Failed, Later, WorkItem, now
 from hounsfield.workqueue.kinds import kind_of
 from hounsfield.workqueue.queue import Queue
 
@@ -21,7 +22,12 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    """Runs this node's share of the queue on `threads` threads until stopped."""
+    """Runs this node's share of the queue on `threads` threads until stopped.
+
+    `may_claim`, when given, is asked before every claim: while it returns False (or raises)
+    the worker claims nothing and looks again at its next poll (or `wake`); items already
+    running go on and keep their leases. A node uses it to drain, or to stay passive while
+    it cannot carry out work (its storage is not reachable)."""
 
     def __init__(
         self,
@@ -31,6 +37,7 @@ class Worker:
         processes: int | None = None,
         kinds: Collection[str] | None = None,
         pool_opener: Callable[[Settings], Archive] = open_archive,
+        may_claim: Callable[[], bool] | None = None,
     ) -> None:
         settings = archive.settings
         load_builtin()
@@ -40,12 +47,14 @@ class Worker:
         self.processes = processes if processes is not None else settings.queue_processes
         self.kinds = kinds
         self.pool_opener = pool_opener
+        self.may_claim = may_claim
+        self._claim_error = False
         self.poll = settings.queue_poll_seconds
         self.processed = 0
         self._held: dict[int, WorkItem] = {}
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._bell = wake.Bell(max(self.threads, 1))
         self._threads: list[threading.Thread] = []
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -55,6 +64,7 @@ class Worker:
     def start(self) -> None:
         """Start the worker threads and the heartbeat."""
         self._stop.clear()
+        wake.subscribe(self.wake)  # work queued in this process is picked up at once
         self._spawn(self._heartbeat, "wq-heartbeat")
         for n in range(self.threads):
             self._spawn(self._loop, f"wq-{n}")
@@ -76,12 +86,13 @@ class Worker:
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
-        self._wake.set()
+        self._bell.ring()
 
     def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop claiming, let running items finish for up to `grace_seconds`."""
+        wake.unsubscribe(self.wake)
         self._stop.set()
-        self._wake.set()
+        self._bell.ring_all()
         for t in self._threads:
             t.join(grace_seconds)
         self._threads.clear()
@@ -89,9 +100,11 @@ class Worker:
         POOL.close_all()  # forwarding links kept open for the next study
 
     def run_one(self) -> WorkItem | None:
-        """Claim and run one item in the calling thread; the item, or None if none was ready."""
-        item = self.queue.claim(self.kinds)
+        """Claim and run one item in the calling thread; the item, or None if none was ready
+        (or `may_claim` said no)."""
+        item = self.queue.claim(self.kinds) if self._may_claim() else None
         if item is not None:
+            self._bell.ring()  # another idle thread looks for the next one meanwhile
             self._run(item)
         return item
 
@@ -111,8 +124,20 @@ class Worker:
                 log.exception("work queue claim failed")
                 item = None
             if item is None:
-                self._wake.wait(self.poll)
-                self._wake.clear()
+                self._bell.wait(self.poll)
+
+    def _may_claim(self) -> bool:
+        if self.may_claim is None:
+            return True
+        try:
+            allowed = bool(self.may_claim())
+        except Exception as exc:
+            if not self._claim_error:  # once until it answers again, not at every poll
+                log.warning("work queue: claiming nothing, may_claim failed: %s", exc)
+            self._claim_error = True
+            return False
+        self._claim_error = False
+        return allowed
 
     def _drain(self) -> None:
         while not self._stop.is_set() and self.run_one() is not None:
@@ -145,6 +170,8 @@ class Worker:
         else:
             if isinstance(outcome, Later):
                 self.queue.postpone(item, outcome.at, outcome.reason, outcome.status)
+                if outcome.at <= now():
+                    self.wake()
             elif not self.queue.complete(item, outcome.result):
                 log.warning("work item %d finished after its lease was lost", item.pk)
         finally:

@@ -60,4 +60,6 @@ MIRROR_STUDY = define(
     Kind("mirror-study", Priority.HIGH, max_retries=10, backoff_seconds=30, study_lock="write")
 )
 VERIFY_FILES = define(Kind("verify-files", Priority.LOW, max_retries=3, backoff_seconds=300))
+# Reconciliation with a peer: compare, repair, compare again (may run for hours; any node).
+RECONCILE = define(Kind("reconcile", Priority.LOW, max_retries=3, backoff_seconds=300))
 NOOP = define(Kind("noop", priority=Priority.LOW, max_retries=0))

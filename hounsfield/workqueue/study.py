@@ -1,15 +1,17 @@
-"""Coalesce arriving instances into one "process study" item per study (the ingest hook)."""
+"""Work items about one study: coalesce arriving instances into one "process study" item per
+study (the ingest hook), and queue its routing, migration and compression."""
 
 from __future__ import annotations
 
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
 from hounsfield.workqueue.items import Status, now, study_key
-from hounsfield.workqueue.kinds import PROCESS_STUDY, ROUTE_STUDY
+from hounsfield.workqueue.kinds import COMPRESS_STUDY, MIGRATE_STUDY, PROCESS_STUDY, ROUTE_STUDY
 from hounsfield.workqueue.queue import enqueue
 
 _RECENT: dict[tuple[str, int, str], float] = {}
@@ -50,6 +52,44 @@ def request_routing(
         {"partition": partition, "study": study_uid},
         at=now() + timedelta(seconds=after),
         coalesce_key=f"{ROUTE_STUDY.name}:{key}",
+    )
+
+
+def request_migration(
+    conn: Connection,
+    partition_pk: int,
+    study_uid: str,
+    study_pk: int,
+    source_pk: int,
+    target_pk: int | None = None,
+) -> int | None:
+    """Enqueue moving a study's files off filesystem `source_pk` (to `target_pk`, or the next
+    tier with room), unless the same move already waits."""
+    return enqueue(
+        conn,
+        MIGRATE_STUDY.name,
+        {"study_pk": study_pk, "filesystem": source_pk, "target": target_pk},
+        study_key=study_key(partition_pk, study_uid),
+        coalesce_key=f"{MIGRATE_STUDY.name}:{study_pk}:{source_pk}",
+    )
+
+
+def request_compression(
+    conn: Connection,
+    partition_pk: int,
+    study_uid: str,
+    study_pk: int,
+    action: str,
+    params: Any,
+) -> int | None:
+    """Enqueue compressing a study (`action`: lossless-compress or lossy-compress, `params`
+    as its rule outcome keeps them), unless a compression of it already waits."""
+    return enqueue(
+        conn,
+        COMPRESS_STUDY.name,
+        {"study_pk": study_pk, "action": action, "params": params},
+        study_key=study_key(partition_pk, study_uid),
+        coalesce_key=f"{COMPRESS_STUDY.name}:{study_pk}",
     )
 
 

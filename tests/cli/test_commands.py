@@ -129,6 +129,7 @@ def test_list_commands_print_json(run: Run) -> None:
             "associations": 1,
             "bandwidth_kbps": None,
             "commitment": False,
+            "alternates": [],
         }
     ]
     filesystems = _json(run("filesystem", "list", "--json"))

@@ -86,7 +86,12 @@ def test_toml_settings_health_and_metrics(tmp_path: Path, database_url: str) -> 
         )
         status, body = _http(http, "/health")
         assert status == 200
-        assert json.loads(body) == {"status": "ok", "database": "ok", "storage": "ok"}
+        assert json.loads(body) == {
+            "status": "ok",
+            "database": "ok",
+            "storage": "ok",
+            "draining": False,
+        }
         metrics, received = _metric_when_reported(http)
         assert received and float(received.group(1)) == 1.0
         assert "hounsfield_bytes_received_total" in metrics

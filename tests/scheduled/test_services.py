@@ -99,7 +99,7 @@ def test_reinventory_rebuilds_an_emptied_index(archive: Archive) -> None:
     Worker(archive, threads=2, processes=0).run_until_idle()
     assert _counts(archive) == before
     results = [i.result for i in admin.list_items(archive.engine, kind="reinventory-study")]
-    assert results.count("indexed 0, known 1, refused 0") == 7
+    assert results.count("indexed 0, known 1, refused 0, removed 0") == 7
 
 
 def test_reinventory_resumes_after_the_last_folder_queued(archive: Archive) -> None:
@@ -189,6 +189,14 @@ def test_reinventory_sweeps_leftover_temporary_files(archive: Archive) -> None:
     hour_ago = time.time() - 3700
     os.utime(stale, (hour_ago, hour_ago))
     folder = "/".join(rel.split("/")[:3])
+    # A node killed between renaming its file into place and indexing it, while another
+    # write of the same object won: the leftover goes once it is an hour old.
+    leftover = stored.with_name(stored.name.replace(".dcm", "_0ldwr1te.dcm"))
+    young = stored.with_name(stored.name.replace(".dcm", "_y0ungwr1.dcm"))
+    leftover.write_bytes(stored.read_bytes())
+    young.write_bytes(stored.read_bytes())
+    os.utime(leftover, (hour_ago, hour_ago))
     result = reinventory_study(archive, fs_pk, folder)
-    assert (result.indexed, result.known, result.refused) == (0, 1, 0)
+    assert (result.indexed, result.known, result.refused, result.removed) == (0, 1, 0, 1)
     assert not stale.exists() and fresh.exists() and stored.exists()
+    assert not leftover.exists() and young.exists()

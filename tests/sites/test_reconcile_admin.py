@@ -29,9 +29,12 @@ from hounsfield.scheduled import lock
 from hounsfield.scheduled.scheduler import ensure_services, run_service
 from hounsfield.settings import DeviceConfig, PartitionConfig, ReconcileConfig, load_settings
 from hounsfield.sites.devices import Device, add_device
-from hounsfield.sites.reconcile_reports import get_report
+from hounsfield.sites.reconcile_queue import item_reason
+from hounsfield.sites.reconcile_reports import begin_report, get_report
 from hounsfield.sites.reconcile_schedule import covered, list_jobs, next_run
 from hounsfield.web.app import create_app
+from hounsfield.workers.runner import Worker
+from hounsfield.workqueue import admin
 from hounsfield.workqueue.items import now
 from tests.conftest import make_archive, make_settings
 from tests.sites.reconcile_clinic import Study, clinic_node, into
@@ -107,6 +110,14 @@ def test_cli_runs_reports_exports_and_schedules(hq: Archive, clinic: Archive) ->
         "reconcile", "schedule", "add", "x", "CLINIC_A", "--with", "CLINIC", "--at", "25:00", code=1
     )
     run("reconcile", "CLINIC_A", "--with", "NOBODY", *span, code=2)
+    assert "queued as work item #" in run(
+        "reconcile", "CLINIC_A", "--with", "CLINIC", *span, "--background"
+    )
+    assert "already queued" in run(
+        "reconcile", "CLINIC_A", "--with", "CLINIC", *span, "--background"
+    )
+    (item,) = admin.list_items(hq.engine, kind="reconcile")
+    assert (item.payload["partition"], item.payload["from"]) == ("CLINIC_A", "20240603")
 
 
 def test_admin_api_runs_and_serves_reports_jobs_and_metrics(hq: Archive, clinic: Archive) -> None:
@@ -130,6 +141,13 @@ def test_admin_api_runs_and_serves_reports_jobs_and_metrics(hq: Archive, clinic:
     assert client.post("/admin/reconcile", json={**body, "date_to": "x"}).status_code == 400
     unknown = {**body, "peer": "NOBODY", "date_to": "20240603"}
     assert client.post("/admin/reconcile", json=unknown).status_code == 404
+    later = {**body, "date_to": "20240603", "background": True}
+    queued = client.post("/admin/reconcile", json=later)
+    assert queued.status_code == 202 and queued.json()["work_item"] > 0
+    again = client.post("/admin/reconcile", json=later)
+    assert again.status_code == 202 and again.json()["work_item"] is None  # already waiting
+    bad = client.post("/admin/reconcile", json={**unknown, "background": True})
+    assert bad.status_code == 404  # checked before it is queued
 
     job = {"partition": "CLINIC_A", "peer": "CLINIC", "period": "last-month"}
     assert client.put("/admin/reconcile/jobs/monthly", json=job).json()["created"] is True
@@ -160,11 +178,31 @@ def test_the_service_runs_due_jobs_for_their_period(hq: Archive, clinic: Archive
         conn.execute(update(reconcile_job).values(next_run_at=due))
 
     result = run_service(hq, "reconcile-with-peers", force=True)
-    assert result is not None and result.startswith("nightly: #") and "0 left" in result
+    assert result is not None and result.startswith("nightly: queued as item #")
     (ran,) = list_jobs(hq.engine)
-    assert ran.last_report is not None and ran.next_run_at > now()
+    assert ran.last_report is None and ran.next_run_at > now()
+    # Any node's worker runs it; an earlier attempt's report left running (its node died)
+    # is closed as interrupted.
+    (item,) = admin.list_items(hq.engine, kind="reconcile")
+    stale = begin_report(
+        hq.engine,
+        "CLINIC_A",
+        "CLINIC",
+        yesterday,
+        yesterday,
+        "fetch",
+        item_reason("job nightly", item.pk),
+    )
+    assert Worker(hq, threads=1, processes=0).run_until_idle() == 1
+    assert get_report(hq.engine, stale).state == "failed"
+    (ran,) = list_jobs(hq.engine)
+    assert ran.last_report is not None and ran.last_report != stale
     report = get_report(hq.engine, ran.last_report)
-    assert (report.reason, report.fetched, report.differences_left) == ("job nightly", 3, 0)
+    assert (report.reason, report.fetched, report.differences_left) == (
+        f"job nightly (item {item.pk})",
+        3,
+        0,
+    )
     assert report.date_from == report.date_to == covered("yesterday", due)[0].strftime("%Y%m%d")
 
 

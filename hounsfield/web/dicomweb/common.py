@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import Request
-from pydicom.dataset import Dataset
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate
 from hounsfield.catalog.partitions import Partition
+from hounsfield.dicomnet.identifiers import retrieve
 from hounsfield.errors import ArchiveError, NotFound
 from hounsfield.uids import check_uid
 from hounsfield.web.dicomweb.tenant import root_path
@@ -73,14 +73,7 @@ def find_objects(
 ) -> list[Located]:
     """The stored objects a retrieve URL names in `partition`; NotFound when there are none."""
     study, series, sop = uids(study, series, sop)
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "IMAGE" if sop else "SERIES" if series else "STUDY"
-    identifier.StudyInstanceUID = study
-    if series:
-        identifier.SeriesInstanceUID = series
-    if sop:
-        identifier.SOPInstanceUID = sop
-    found = locate(archive, identifier, partition=partition)
+    found = locate(archive, retrieve(study, series, sop), partition=partition)
     if not found:
         raise NotFound(f"nothing stored under {'/'.join(u for u in (study, series, sop) if u)}")
     return found

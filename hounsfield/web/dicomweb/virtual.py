@@ -6,11 +6,11 @@ import logging
 from collections.abc import Iterator
 
 from fastapi.responses import StreamingResponse
-from pydicom.dataset import Dataset
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located
 from hounsfield.catalog.partitions import Partition
+from hounsfield.dicomnet.identifiers import retrieve
 from hounsfield.errors import NotFound
 from hounsfield.imaging.transcode import choose
 from hounsfield.sites.virtual_fetch import Fetch, Missing, sources
@@ -33,14 +33,7 @@ def retrieve_response(
     """The streamed multipart answer: what a local member holds first (406 up front when it
     cannot be served in an accepted syntax), then each fetched object as it arrives."""
     study, series, sop = uids(study, series, sop)
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "IMAGE" if sop else "SERIES" if series else "STUDY"
-    identifier.StudyInstanceUID = study
-    if series:
-        identifier.SeriesInstanceUID = series
-    if sop:
-        identifier.SOPInstanceUID = sop
-    found = sources(archive, identifier, part)
+    found = sources(archive, retrieve(study, series, sop), part)
     if not len(found):
         raise NotFound(f"no member holds {'/'.join(u for u in (study, series, sop) if u)}")
     accepted = accepted_syntaxes(parse_accept(accept))

@@ -1,0 +1,1 @@
+"""The cluster: nodes, heartbeats, singletons and configuration changes seen by every node."""
