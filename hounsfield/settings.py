@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     qido_max_limit: int = Field(default=10_000, ge=1)
     render_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    # OHIF's static files (`make viewer` puts them here), served at the node's root; the node
+    # serves no viewer when the folder has no index.html.
+    viewer_dir: Path = Path(__file__).parent / "web" / "viewer" / "dist"
     # Reconciliation: a peer's study list for a date (or time) range with this many matches
     # is taken as capped, like one the peer cut short, and the range is split.
     reconcile_split_at: int = Field(default=1000, ge=2)

@@ -39,6 +39,13 @@ ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"
 # Bulk data URIs are kept relative to the DICOMweb root in the document and
 # made absolute when served; this is the exact byte pattern that marks them.
 RELATIVE_URI = b'"BulkDataURI":"studies/'
+# What a document holds: a document of another format is rebuilt on first use.
+FORMAT = 2
+# Pixel Spacing and Imager Pixel Spacing: a value that is not two positive numbers (0\0 in some
+# radiographs) describes no geometry, and a viewer that builds one from it draws nothing (OHIF:
+# a black viewport and thumbnail). The document leaves it out, as if unknown; the stored file
+# keeps it.
+SPACINGS = ("00280030", "00181164")
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def _read(path: Path, version: list[Any]) -> Document | None:
         body = gzip.decompress(path.read_bytes())
         head, _, body = body.partition(b"\n")
         meta = json.loads(head)
-        if meta.get("version") != version:
+        if meta.get("version") != version or meta.get("format") != FORMAT:
             return None
     except (OSError, ValueError, EOFError):
         return None
@@ -177,7 +184,7 @@ def _build(archive: Archive, partition: str, study_uid: str, version: list[Any])
             obj = _minimal(study_uid, series_uid, sop_uid, syntax)
         lines.append(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
         index.append((series_uid, sop_uid))
-    head = json.dumps({"version": version, "instances": index}).encode()
+    head = json.dumps({"version": version, "format": FORMAT, "instances": index}).encode()
     body = head + b"\n[\n" + b",\n".join(lines) + b"\n]"
     write_atomic(
         _path(archive, partition, study_uid),
@@ -208,11 +215,23 @@ def instance_json(header: bytes, transfer_syntax: str, bulk_prefix: str) -> dict
             out[f"{elem.tag:08X}"] = elem.to_json_dict(handler, BULK_THRESHOLD)
         except Exception as exc:  # a corrupt value drops that attribute only
             log.debug("attribute %s left out of metadata: %s", elem.tag, exc)
+    for tag in SPACINGS:
+        if tag in out and not _spacing(out[tag].get("Value")):
+            del out[tag]
     if "Rows" in ds and "Columns" in ds:
         compressed = transfer_syntax.startswith(ENCAPSULATED_PREFIX)
         vr = "OB" if compressed or int(ds.get("BitsAllocated") or 8) <= 8 else "OW"
         out["7FE00010"] = {"vr": vr, "BulkDataURI": bulk_prefix + "7FE00010"}
     return out
+
+
+def _spacing(values: Any) -> bool:
+    """Whether a spacing value is two positive numbers (row and column spacing)."""
+    return (
+        isinstance(values, list)
+        and len(values) == 2
+        and all(isinstance(v, int | float) and v > 0 for v in values)
+    )
 
 
 def _bulk_paths(ds: Dataset, prefix: str) -> Iterator[tuple[int, str]]:

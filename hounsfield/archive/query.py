@@ -270,7 +270,9 @@ class _Builder:
                 .with_only_columns(*cols)
                 .where(level_table.c.pk.in_(pks))
             )
-        rows = {r.pk: r._mapping for r in conn.execute(stmt)}
+        rows = {r.pk: dict(r._mapping) for r in conn.execute(stmt)}
+        if self.level == "STUDY" and "ModalitiesInStudy" in self.identifier:
+            _fill_modalities(conn, rows)
         headers = self._headers(conn, pks) if self.extra or self.whole_header else {}
         computed = {pk: self._computed(conn, pk) for pk in pks}
         return [self._response(rows[pk], headers.get(pk), computed[pk]) for pk in pks if pk in rows]
@@ -361,6 +363,22 @@ class _Builder:
         if _needs_utf8(ds):
             ds.SpecificCharacterSet = "ISO_IR 192"
         return ds
+
+
+def _fill_modalities(conn: Connection, rows: dict[int, dict[str, Any]]) -> None:
+    """Modalities in Study, for the study rows whose stored list is empty, from their series."""
+    empty = [pk for pk, row in rows.items() if not row["ModalitiesInStudy"]]
+    if not empty:
+        return
+    found = conn.execute(
+        select(series.c.study_pk, series.c.modality)
+        .where(series.c.study_pk.in_(empty), series.c.modality != "")
+        .group_by(series.c.study_pk, series.c.modality)
+        .order_by(series.c.study_pk, func.min(series.c.pk))
+    ).all()
+    for study_pk, modality in found:
+        listed = rows[study_pk]["ModalitiesInStudy"]
+        rows[study_pk]["ModalitiesInStudy"] = f"{listed}\\{modality}" if listed else modality
 
 
 def _from_column(key: Key, value: Any) -> Any:

@@ -12,6 +12,7 @@ from hounsfield.cli import (
     alerts,
     client,
     cluster,
+    compress,
     db,
     devices,
     filesystems,
@@ -26,6 +27,7 @@ from hounsfield.cli import (
     serve,
     services,
     status,
+    study,
     verify,
 )
 from hounsfield.settings import load_settings
@@ -55,6 +57,7 @@ app.command("status")(status.status)
 app.command("verify")(verify.verify)
 app.command("echo")(devices.echo)
 app.command("forward")(forward.forward)
+app.command("compress")(compress.compress)
 app.command("send")(client.send)
 app.command("find")(client.find)
 app.command("get")(client.get)
@@ -72,5 +75,6 @@ for _group, _name in (
     (services.app, "services"),
     (reconcile.app, "reconcile"),
     (cluster.app, "cluster"),
+    (study.app, "study"),
 ):
     app.add_typer(_group, name=_name)

@@ -1,5 +1,5 @@
-"""Compress pixel data: lossless JPEG 2000 (with resolution levels), JPEG-LS and HTJ2K, lossy
-JPEG 2000 at a ratio; each frame encoded on its own, then verified by decoding it back."""
+"""Compress pixel data: lossless JPEG 2000 (with resolution levels), JPEG-LS, HTJ2K and HTJ2K RPCL,
+lossy JPEG 2000 at a ratio; each frame encoded on its own, then verified by decoding it back."""
 
 from __future__ import annotations
 
@@ -30,15 +30,17 @@ from pydicom.uid import (
 )
 
 from hounsfield.errors import ArchiveError
+from hounsfield.imaging.codestream import SMALLEST, rpcl_problems
 
 MAX_LEVELS = 5
 SYNTAXES: dict[str, UID] = {
     "jpeg2000-lossless": JPEG2000Lossless,
     "jpeg-ls-lossless": JPEGLSLossless,
     "htj2k-lossless": HTJ2KLossless,
+    "htj2k-lossless-rpcl": HTJ2KLosslessRPCL,
     "jpeg2000": JPEG2000,
 }
-LOSSLESS = ("jpeg2000-lossless", "jpeg-ls-lossless", "htj2k-lossless")
+LOSSLESS = ("jpeg2000-lossless", "jpeg-ls-lossless", "htj2k-lossless", "htj2k-lossless-rpcl")
 LOSSLESS_SOURCES = {
     JPEGLossless,
     JPEGLosslessSV1,
@@ -91,6 +93,11 @@ def levels(rows: int, cols: int) -> int:
     return max(1, min(MAX_LEVELS, int(math.log2(max(min(rows, cols), 2)))))
 
 
+def rpcl_levels(rows: int, cols: int) -> int:
+    """The fewest decomposition levels that bring the lowest resolution to 64 pixels or less."""
+    return max(0, math.ceil(math.log2(max(rows, cols) / SMALLEST)))
+
+
 def _check(ds: Dataset) -> None:
     if "PixelData" not in ds:
         raise Unsupported("no Pixel Data")
@@ -138,6 +145,8 @@ def _encode(frame: np.ndarray, name: str, bits: int, level: int | None) -> bytes
                 np.ascontiguousarray(frame), reversible=True, resolutions=levels(rows, cols)
             )
         )
+    if name == "htj2k-lossless-rpcl":
+        return _rpcl(frame)
     return bytes(
         imagecodecs.jpeg2k_encode(
             np.ascontiguousarray(frame),
@@ -149,6 +158,24 @@ def _encode(frame: np.ndarray, name: str, bits: int, level: int | None) -> bytes
             mct=False,
         )
     )
+
+
+def _rpcl(frame: np.ndarray) -> bytes:
+    """HTJ2K in RPCL order with TLM and one tile-part per resolution (PS3.5 10.18), checked."""
+    code = bytes(
+        imagecodecs.htj2k_encode(
+            np.ascontiguousarray(frame),
+            reversible=True,
+            rgb=False,  # no colour transform: the photometric interpretation stays as it is
+            resolutions=rpcl_levels(*frame.shape[:2]),
+            tlm=True,
+            tilepart=imagecodecs.HTJ2K.TILEPART.RESOLUTIONS,
+        )
+    )
+    problems = rpcl_problems(code)
+    if problems:
+        raise VerificationFailed(f"the encoder wrote no HTJ2K RPCL: {'; '.join(problems)}")
+    return code
 
 
 def _lossy(frame: np.ndarray, bits: int, ratio: float) -> bytes:

@@ -13,7 +13,9 @@ from PIL import Image
 from pydicom.pixels import pixel_array
 
 from hounsfield.errors import InvalidDataset
+from hounsfield.imaging.codestream import CodestreamError, main_header
 from hounsfield.imaging.pixels import PixelSource, stored_frame
+from hounsfield.imaging.progressive import resolution_prefix
 
 log = logging.getLogger(__name__)
 JPEG2000 = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
@@ -27,7 +29,8 @@ class Decoded:
     """A frame's samples, possibly at reduced resolution, and how they were reached."""
 
     pixels: np.ndarray  # (rows, cols) or (rows, cols, samples)
-    method: str  # "j2k-reduce", "htj2k-skipres", "jpeg-draft", "decimate", "full"
+    # "j2k-reduce", "htj2k-prefix", "htj2k-skipres", "jpeg-draft", "decimate", "full"
+    method: str
     color_converted: bool  # True when the decoder already produced RGB
 
 
@@ -74,16 +77,10 @@ def level_factor(rows: int, cols: int, want: tuple[int, int] | None) -> int:
 
 def decomposition_levels(codestream: bytes) -> int:
     """The number of wavelet decomposition levels in a J2K main header's COD segment."""
-    pos = 2  # after SOC
-    while pos + 4 <= len(codestream):
-        marker = int.from_bytes(codestream[pos : pos + 2], "big")
-        length = int.from_bytes(codestream[pos + 2 : pos + 4], "big")
-        if marker == 0xFF52:  # COD: Lcod, Scod, SGcod (4 bytes), then SPcod levels
-            return codestream[pos + 9]
-        if marker == 0xFF90:  # SOT: the main header is over
-            break
-        pos += 2 + length
-    return 0
+    try:
+        return main_header(codestream).levels
+    except CodestreamError:
+        return 0
 
 
 def _jpeg2000(src: PixelSource, index: int, level: int) -> Decoded:
@@ -117,9 +114,13 @@ def _precision(codestream: bytes) -> int:
 
 
 def _htj2k(src: PixelSource, index: int, level: int) -> Decoded:
+    prefix = resolution_prefix(src, index, level) if level else None
+    if prefix is not None:  # RPCL with TLM: only the resolutions needed were read
+        pixels = imagecodecs.htj2k_decode(prefix.data, skipres=prefix.skip, planar=False)
+        return Decoded(pixels, "htj2k-prefix", pixels.ndim == 3)
     data = stored_frame(src, index)
     level = min(level, decomposition_levels(data))
-    pixels = imagecodecs.htj2k_decode(data, skipres=level or None)
+    pixels = imagecodecs.htj2k_decode(data, skipres=level or None, planar=False)
     return Decoded(pixels, "htj2k-skipres" if level else "full", pixels.ndim == 3)
 
 

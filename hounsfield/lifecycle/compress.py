@@ -23,6 +23,7 @@ from hounsfield.catalog.copies import Copy, add_copy, drop_copies
 from hounsfield.catalog.parse import normalize_date, parse_header, text
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem, instance, partition, series, study
+from hounsfield.errors import NotFound
 from hounsfield.imaging.compress import (
     LOSSLESS,
     Unsupported,
@@ -34,9 +35,15 @@ from hounsfield.storage.atomic import remove_quietly, write_atomic
 from hounsfield.storage.filemeta import file_meta_bytes, split_part10
 from hounsfield.storage.layout import object_path, token_of
 from hounsfield.storage.mirrors import Mirror, mirrors
+from hounsfield.uids import check_uid
 
 log = logging.getLogger(__name__)
-SUFFIX = {"jpeg2000-lossless": "j2k", "jpeg-ls-lossless": "jls", "htj2k-lossless": "htj2k"}
+SUFFIX = {
+    "jpeg2000-lossless": "j2k",
+    "jpeg-ls-lossless": "jls",
+    "htj2k-lossless": "htj2k",
+    "htj2k-lossless-rpcl": "rpcl",
+}
 
 
 @dataclass
@@ -138,6 +145,29 @@ def compress_study(
     return report
 
 
+def compress_study_uid(
+    archive: Archive,
+    study_uid: str,
+    name: str,
+    *,
+    partition: str | None = None,
+    ratio: float | None = None,
+) -> Report:
+    """Compress a study named by its UID in `partition` (default: the default partition)."""
+    syntax_of(name)
+    part = archive.resolve(partition)
+    check_uid(study_uid, "StudyInstanceUID")
+    with db.read(archive.engine) as conn:
+        study_pk = conn.scalar(
+            select(study.c.pk).where(
+                study.c.study_iuid == study_uid, study.c.partition_pk == part.pk
+            )
+        )
+    if study_pk is None:
+        raise NotFound(f"no study {study_uid} in partition {part.ae_title}")
+    return compress_study(archive, study_pk, name, ratio=ratio)
+
+
 def _study_uid(archive: Archive, study_pk: int) -> str:
     with db.read(archive.engine) as conn:
         return str(conn.scalar(select(study.c.study_iuid).where(study.c.pk == study_pk)))
@@ -145,20 +175,26 @@ def _study_uid(archive: Archive, study_pk: int) -> str:
 
 def _remove_leftover(obj: _Stored) -> None:
     """After a crash between commit and unlink, the original still sits next to its successor:
-    `<SOP UID>_<token>.dcm` beside `<SOP UID>_<token>.<codec>.dcm`, or the source image beside
-    a lossy copy of the same token."""
+    `<SOP UID>_<token>.dcm` (or `.<other codec>.dcm`) beside `<SOP UID>_<token>.<codec>.dcm`,
+    or the source image beside a lossy copy of the same token."""
     current = Path(obj.path)
     parts = current.name.split(".")
-    if parts[-2] in SUFFIX.values():
-        original = current.with_name(".".join(parts[:-2]) + ".dcm")
-    else:
-        try:
-            ds = dcmread(obj.root / current, stop_before_pixels=True)
-            source = ds.SourceImageSequence[0].ReferencedSOPInstanceUID
-        except (OSError, AttributeError, IndexError, InvalidDicomError):
-            return
-        token = token_of(current.name)
-        original = current.with_name(f"{source}_{token}.dcm" if token else f"{source}.dcm")
+    if parts[-2] in SUFFIX.values():  # the original may itself have been a lossless copy
+        own = ".".join(parts[:-2])
+        for name in [f"{own}.dcm", *(f"{own}.{s}.dcm" for s in SUFFIX.values())]:
+            _remove_beside(obj, current, current.with_name(name))
+        return
+    try:
+        ds = dcmread(obj.root / current, stop_before_pixels=True)
+        source = ds.SourceImageSequence[0].ReferencedSOPInstanceUID
+    except (OSError, AttributeError, IndexError, InvalidDicomError):
+        return
+    token = token_of(current.name)
+    original = current.with_name(f"{source}_{token}.dcm" if token else f"{source}.dcm")
+    _remove_beside(obj, current, original)
+
+
+def _remove_beside(obj: _Stored, current: Path, original: Path) -> None:
     for root in obj.roots if original != current else []:
         if (root / original).exists():
             remove_quietly(root / original)

@@ -19,7 +19,12 @@ ACTIONS = (
 )
 TRIGGERS = ("receipt", "settled")
 SYNTAXES = {
-    "lossless-compress": ("jpeg2000-lossless", "jpeg-ls-lossless", "htj2k-lossless"),
+    "lossless-compress": (
+        "jpeg2000-lossless",
+        "jpeg-ls-lossless",
+        "htj2k-lossless",
+        "htj2k-lossless-rpcl",
+    ),
     "lossy-compress": ("jpeg2000",),
 }
 OPS = ("equals", "one-of", "regex", "present", "absent")

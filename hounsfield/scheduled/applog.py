@@ -7,6 +7,7 @@ import queue
 import threading
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -28,6 +29,34 @@ EVENT_LOGGERS = (
     "hounsfield.alerts",
 )
 FLUSH_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of the application log."""
+
+    level: str
+    logger: str
+    node: str
+    message: str
+    created_at: datetime
+
+
+def log_lines(
+    engine: Engine, *, level: str | None = None, node: str | None = None, limit: int = 200
+) -> list[LogLine]:
+    """The newest lines of the application log first, of one level or node when given."""
+    stmt = select(app_log).order_by(app_log.c.pk.desc()).limit(limit)
+    if level:
+        stmt = stmt.where(app_log.c.level == level.upper())
+    if node:
+        stmt = stmt.where(app_log.c.node == node)
+    with db.read(engine) as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [
+        LogLine(r["level"], r["logger"], r["node"], r["message"], utc(r["created_at"]))  # type: ignore[arg-type]
+        for r in rows
+    ]
 
 
 class DatabaseLogHandler(logging.Handler):

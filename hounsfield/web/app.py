@@ -17,9 +17,12 @@ from hounsfield.web.admin_cluster import mount as mount_admin_cluster
 from hounsfield.web.admin_forward import mount as mount_admin_forward
 from hounsfield.web.admin_reconcile import mount as mount_admin_reconcile
 from hounsfield.web.admin_storage import mount as mount_admin_storage
+from hounsfield.web.admin_studies import mount as mount_admin_studies
 from hounsfield.web.admin_verify import mount as mount_admin_verify
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 from hounsfield.web.errors import install as install_error_handlers
+from hounsfield.web.ui import mount as mount_ui
+from hounsfield.web.viewer.routes import mount as mount_viewer
 
 
 def create_app(archive: Archive, condition: Callable[[], Condition] | None = None) -> FastAPI:
@@ -46,4 +49,7 @@ def create_app(archive: Archive, condition: Callable[[], Condition] | None = Non
     mount_admin_forward(app, archive)
     mount_admin_reconcile(app, archive)
     mount_admin_cluster(app, archive)
+    mount_admin_studies(app, archive)
+    mount_ui(app, archive)
+    mount_viewer(app, archive)  # last: its fallback answers only what no other route does
     return app

@@ -1,17 +1,17 @@
-"""Operator verbs on the queue: list, show, retry, cancel, purge finished items."""
+"""Operator verbs on the queue: list, show, retry, cancel, purge finished items, a study's items."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hounsfield.db import engine as db
 from hounsfield.db.tables import work_item
 from hounsfield.errors import InvalidDataset, NotFound
-from hounsfield.workqueue.items import WAITING, Status, WorkItem, now
+from hounsfield.workqueue.items import WAITING, Status, WorkItem, now, study_key
 
 
 def list_items(
@@ -103,3 +103,26 @@ def purge_finished(engine: Engine, before: datetime) -> int:
                 work_item.c.updated_at < before,
             )
         ).rowcount
+
+
+def study_items(
+    engine: Engine, partition_pk: int, study_uid: str, limit: int = 50
+) -> list[WorkItem]:
+    """The work items about one study, newest first: those under its study lock, its
+    processing and routing, and its forwards."""
+    key = study_key(partition_pk, study_uid)
+    stmt = (
+        select(work_item)
+        .where(
+            or_(
+                work_item.c.study_key == key,
+                work_item.c.coalesce_key.endswith(f":{key}"),
+                work_item.c.coalesce_key.startswith(f"forward:{partition_pk}:{study_uid}:"),
+            )
+        )
+        .order_by(work_item.c.pk.desc())
+        .limit(limit)
+    )
+    with db.read(engine) as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [WorkItem.from_row(r) for r in rows]

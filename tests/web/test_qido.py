@@ -6,8 +6,11 @@ import pytest
 import requests
 from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
+from sqlalchemy import update
 
 from hounsfield.archive.context import Archive
+from hounsfield.db.tables import study
+from tests.data import local
 from tests.web.conftest import put_files
 
 FILES = (
@@ -127,3 +130,28 @@ def test_fuzzy_and_bad_requests(web: str, stored: dict) -> None:
     bad_uid = requests.get(f"{base}/studies/1.2.abc/series")
     assert bad_uid.status_code == 400
     assert "StudyInstanceUID" in bad_uid.json()["error"]
+
+
+def test_study_answers_as_ohif_reads_them(web: str, archive: Archive, stored: dict) -> None:
+    """OHIF's study list query: list-valued attributes carry a list or are left out."""
+    put_files(archive, "SC_jpeg_no_color_transform.dcm")  # no Modality at all
+    with archive.engine.begin() as conn:  # a study row whose modalities were never filled in
+        conn.execute(
+            update(study)
+            .where(study.c.study_iuid == stored["CT_small.dcm"].StudyInstanceUID)
+            .values(modalities="")
+        )
+    params = {"limit": "101", "offset": "0", "includefield": "00081030,00080060"}
+    answer = requests.get(f"{web}/dicomweb/studies", params=params)
+    assert answer.status_code == 200
+    by_patient = {_value(s, "00100020"): s for s in answer.json()}
+    for found in by_patient.values():
+        for tag in ("00080060", "00080061"):
+            assert tag not in found or isinstance(found[tag]["Value"], list), (tag, found)
+    assert by_patient["1CT1"]["00080061"]["Value"] == ["CT"]
+    assert by_patient["9RG1"]["00080061"]["Value"] == ["CR"]
+    no_modality = [s for s in by_patient.values() if "00080061" not in s]
+    assert len(no_modality) == 1
+    assert _value(no_modality[0], "0020000D") == str(
+        dcmread(local("SC_jpeg_no_color_transform.dcm"), stop_before_pixels=True).StudyInstanceUID
+    )

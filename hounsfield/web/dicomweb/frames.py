@@ -1,8 +1,10 @@
-"""WADO-RS frames and bulkdata: stored bytes where the client takes them, decoded otherwise."""
+"""WADO-RS frames and bulkdata: stored bytes where the client takes them (by byte range too),
+decoded otherwise."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -21,6 +23,14 @@ from hounsfield.imaging.pixels import (
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.accept import parse_accept
 from hounsfield.web.dicomweb.common import BadRequest, NotAcceptable, find_one
+from hounsfield.web.dicomweb.ranged import (
+    Piece,
+    from_file,
+    given,
+    multipart_pieces,
+    ranged_response,
+    strong_etag,
+)
 from hounsfield.web.dicomweb.ranges import byte_range
 from hounsfield.web.dicomweb.tenant import AtPartition
 
@@ -38,8 +48,25 @@ def frame_numbers(text: str) -> list[int]:
     return numbers
 
 
-def frame_form(src: PixelSource, accept: str | None) -> tuple[str, str, bool]:
-    """(part media type, transfer syntax, send stored bytes?) for the client's Accept."""
+@dataclass(frozen=True)
+class FrameForm:
+    """How frames travel: part media type, transfer syntax, stored bytes or decoded, and
+    whether the client asked for a single-part body."""
+
+    media_type: str
+    transfer_syntax: str
+    stored: bool
+    single: bool
+
+    @property
+    def part_type(self) -> str:
+        """The Content-Type of a part (or of a single-part body)."""
+        return f"{self.media_type}; transfer-syntax={self.transfer_syntax}"
+
+
+def frame_form(src: PixelSource, accept: str | None) -> FrameForm:
+    """How to send `src`'s frames to a client with this Accept; `transfer-syntax=*` and the
+    stored syntax both take the stored bytes, also as application/octet-stream."""
     stored_type = FRAME_MEDIA_TYPES.get(src.transfer_syntax) if src.encapsulated else None
     for r in parse_accept(accept):
         if not (
@@ -48,38 +75,75 @@ def frame_form(src: PixelSource, accept: str | None) -> tuple[str, str, bool]:
             or r.media_type in FRAME_MEDIA_TYPES.values()
         ):
             continue
-        ts = r.transfer_syntax
+        ts, single = r.transfer_syntax, not r.multipart
         takes_stored = stored_type and r.part_type != OCTET and r.matches(stored_type)
         if takes_stored and ts in (None, "*", src.transfer_syntax):
-            return str(stored_type), src.transfer_syntax, True
-        if r.matches(OCTET) and ts in (None, "*", ExplicitVRLittleEndian):
-            return OCTET, ExplicitVRLittleEndian, not src.encapsulated
+            return FrameForm(str(stored_type), src.transfer_syntax, True, single)
+        if not r.matches(OCTET):
+            continue
+        if src.encapsulated and ts in ("*", src.transfer_syntax):
+            return FrameForm(OCTET, src.transfer_syntax, True, single)
+        if ts in (None, "*", ExplicitVRLittleEndian):
+            return FrameForm(OCTET, ExplicitVRLittleEndian, not src.encapsulated, single)
     raise NotAcceptable(
         f"frames are served as {OCTET}"
         + (f" or {stored_type} (stored {src.transfer_syntax})" if stored_type else "")
     )
 
 
-def _lazy(src: PixelSource, n: int, stored: bool) -> Iterator[bytes]:
-    yield stored_frame(src, n - 1) if stored and src.encapsulated else native_frame(src, n - 1)
+def frame_pieces(src: PixelSource, index: int, form: FrameForm) -> list[Piece] | None:
+    """Frame `index` (0-based) as pieces of a body; None when it must be decoded first."""
+    if not form.stored:
+        return None
+    if src.extents is not None:
+        return [from_file(src.path, offset, length) for offset, length in src.extents[index]]
+    if src.in_place and src.offset is not None:
+        size = src.frame_size
+        return [from_file(src.path, src.offset + index * size, size)]
+    frame = stored_frame(src, index) if src.encapsulated else native_frame(src, index)
+    return [given(frame)]
 
 
-def frames_response(src: PixelSource, numbers: list[int], accept: str | None) -> Response:
-    """The multipart answer with one part per requested frame."""
+def _decoded(src: PixelSource, n: int) -> Iterator[bytes]:
+    yield native_frame(src, n - 1)
+
+
+def frames_response(
+    src: PixelSource,
+    numbers: list[int],
+    accept: str | None,
+    request: Mapping[str, str] | None = None,
+) -> Response:
+    """The requested frames: one multipart part each, or a single-part body when the client
+    asked for one frame that way. Stored bytes have a strong ETag and answer `Range` over the
+    whole body, identical from one request to the next; decoded frames are streamed."""
     for n in numbers:
         if n > src.frames:
             raise BadRequest(f"frame {n} does not exist: the object has {src.frames}")
-    media, syntax, stored = frame_form(src, accept)
-    boundary = multipart.new_boundary()
-    parts = (
-        multipart.Part(
-            {"Content-Type": f"{media}; transfer-syntax={syntax}"}, _lazy(src, n, stored)
+    form = frame_form(src, accept)
+    single = form.single and len(numbers) == 1
+    size = src.path.stat().st_size
+    etag = strong_etag("frames", src.path.name, size, numbers, form.part_type, single)
+    boundary = etag.strip('"')[:32]
+    media = (
+        form.part_type
+        if single
+        else multipart.content_type(form.media_type, boundary, form.transfer_syntax)
+    )
+    bodies = [frame_pieces(src, n - 1, form) for n in numbers]
+    if all(body is not None for body in bodies):
+        pieces = (
+            [p for body in bodies for p in body or []]
+            if single
+            else multipart_pieces(
+                [({"Content-Type": form.part_type}, body or []) for body in bodies], boundary
+            )
         )
-        for n in numbers
-    )
-    return StreamingResponse(
-        multipart.write(parts, boundary), media_type=multipart.content_type(media, boundary)
-    )
+        return ranged_response(pieces, media, etag, request or {})
+    if single:
+        return StreamingResponse(_decoded(src, numbers[0]), media_type=media)
+    parts = (multipart.Part({"Content-Type": form.part_type}, _decoded(src, n)) for n in numbers)
+    return StreamingResponse(multipart.write(parts, boundary), media_type=media)
 
 
 def bulk_response(
@@ -128,7 +192,8 @@ def router(archive: Archive) -> APIRouter:
         numbers = frame_numbers(frames)
         located = find_one(archive, partition, study, series, sop)
         src = open_source(located.readable())
-        return frames_response(src, numbers, request.headers.get("accept"))
+        accept = request.query_params.get("accept") or request.headers.get("accept")
+        return frames_response(src, numbers, accept, request.headers)
 
     @api.get(instance + "/bulkdata/{tag_path:path}")
     def get_bulkdata(

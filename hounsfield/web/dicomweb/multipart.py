@@ -40,22 +40,31 @@ def content_type(part_type: str, boundary: str, transfer_syntax: str | None = No
     return value + (f"; transfer-syntax={transfer_syntax}" if transfer_syntax else "")
 
 
+def opening(headers: dict[str, str], boundary: str) -> bytes:
+    """What goes before a part's body: its delimiter and its headers."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return f"--{boundary}\r\n{head}\r\n".encode()
+
+
+def closing(boundary: str) -> bytes:
+    """The close delimiter that ends the body."""
+    return f"--{boundary}--\r\n".encode()
+
+
 def write(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
     """The multipart body in pieces of about FLUSH bytes (never much more held in memory).
 
     Few large pieces matter: each one crosses from the worker thread to the event loop."""
-    delimiter = f"--{boundary}".encode()
     out = bytearray()
     for part in parts:
-        head = "".join(f"{k}: {v}\r\n" for k, v in part.headers.items())
-        out += delimiter + b"\r\n" + head.encode() + b"\r\n"
+        out += opening(part.headers, boundary)
         for chunk in part.body:
             out += chunk
             if len(out) >= FLUSH:
                 yield bytes(out)
                 out.clear()
         out += b"\r\n"
-    out += delimiter + b"--\r\n"
+    out += closing(boundary)
     yield bytes(out)
 
 

@@ -62,6 +62,10 @@ FUZZY_WARNING = (
     '299 hounsfield "fuzzymatching is not supported: only literal matching was performed"'
 )
 RETRIEVE_URL = "00081190"
+# Modality, ModalitiesInStudy, SOPClassesInStudy: clients (OHIF among them) read their Value as
+# a list without checking that it is there, so an answer leaves them out rather than sending
+# them with no Value (a study whose series have no Modality, Modality asked of a study).
+LIST_VALUED = ("00080060", "00080061", "00080062")
 
 
 def _tag(key: str) -> Any:
@@ -150,6 +154,9 @@ def identifier(level: Level, params: Any, scope: dict[str, str]) -> tuple[Datase
 def _json(ds: Dataset, base: str, level: Level) -> dict[str, Any]:
     ds.pop(Tag(0x00080052), None)  # QueryRetrieveLevel is not part of a QIDO-RS answer
     out = ds.to_json_dict()
+    for tag in LIST_VALUED:
+        if tag in out and not out[tag].get("Value"):
+            del out[tag]
     url = f"{base}/studies/{ds.get('StudyInstanceUID', '')}"
     if level != "STUDY":
         url += f"/series/{ds.get('SeriesInstanceUID', '')}"

@@ -9,7 +9,17 @@ from hounsfield.archive.context import Archive
 from hounsfield.web.dicomweb import delete, frames, qido, rendered, stow, uri, wado
 from hounsfield.web.dicomweb.tenant import PARTITION_PREFIX, PREFIX, bind
 
-EXPOSED = ["Content-Type", "Content-Length", "Content-Range", "Warning", "X-Rendered-By"]
+# Byte-range readers (Cornerstone) need the total from Content-Range; Range itself is allowed
+# by allow_headers.
+EXPOSED = [
+    "Content-Type",
+    "Content-Length",
+    "Content-Range",
+    "Accept-Ranges",
+    "ETag",
+    "Warning",
+    "X-Rendered-By",
+]
 
 
 def mount(app: FastAPI, archive: Archive) -> None:

@@ -1,0 +1,114 @@
+"""The app-config.js OHIF reads at start: one DICOMweb data source per partition of this node."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from hounsfield.catalog.partitions import Partition
+
+# OHIF draws this instead of its logo (study list and viewer header): the node's name and a
+# link to the admin pages.
+LOGO = """function (React) {
+    return React.createElement('div', {className: 'flex items-center gap-3 text-white'},
+      React.createElement('a', {href: '/', className: 'text-lg font-semibold'}, 'Hounsfield'),
+      React.createElement('a', {href: '/ui/', target: '_self', 'data-cy': 'hounsfield-admin',
+        className: 'text-primary text-sm underline'}, 'Admin'));
+  }"""
+
+ERRORS = """function (error) {
+    console.warn('DICOMweb request failed', error && error.status);
+  }"""
+
+
+def source_name(partition: Partition | str) -> str:
+    """The name of a partition's data source (given it or its AE title) in OHIF's URLs:
+    /viewer/{name}?StudyInstanceUIDs=…, /?datasources={name}."""
+    title = partition.ae_title if isinstance(partition, Partition) else partition
+    return re.sub(r"[^a-z0-9_-]+", "-", title.strip().lower()).strip("-") or "pacs"
+
+
+def study_link(study_uid: str, ae_title: str | None = None, default: str | None = None) -> str:
+    """The path that opens a study in the viewer: /viewer?StudyInstanceUIDs=… for the default
+    partition (or when `ae_title` is None), /viewer/{source}?StudyInstanceUIDs=… for another."""
+    query = urlencode({"StudyInstanceUIDs": study_uid})
+    if ae_title is None or ae_title == default:
+        return f"/viewer?{query}"
+    return f"/viewer/{source_name(ae_title)}?{query}"
+
+
+def data_source(partition: Partition, root: str) -> dict[str, Any]:
+    """An OHIF DICOMweb data source for a partition whose DICOMweb root is `root`."""
+    title = partition.ae_title
+    return {
+        "namespace": "@ohif/extension-default.dataSourcesModule.dicomweb",
+        "sourceName": source_name(partition),
+        "configuration": {
+            "friendlyName": f"{title} ({partition.description})"
+            if partition.description
+            else title,
+            "name": source_name(partition),
+            "wadoUriRoot": root,
+            "qidoRoot": root,
+            "wadoRoot": root,
+            "qidoSupportsIncludeField": True,
+            "supportsReject": False,
+            "imageRendering": "wadors",
+            # the node's own JPEG thumbnails (a few KB each, rendered once and cached) rather
+            # than a full frame per series decoded in the browser
+            "thumbnailRendering": "thumbnail",
+            "thumbnailRequestStrategy": "fetch",
+            "enableStudyLazyLoad": True,
+            "supportsFuzzyMatching": False,
+            "supportsWildcard": True,
+            "staticWado": False,
+            "singlepart": "bulkdata,video",
+            "bulkDataURI": {"enabled": True, "relativeResolution": "studies"},
+            "omitQuotationForMultipartRequest": True,
+        },
+    }
+
+
+def app_config(partitions: list[Partition], default: str, dicomweb: str) -> str:
+    """The text of app-config.js: the shipped default's structure, this node's data sources.
+
+    `dicomweb` is the URL of the default partition's DICOMweb root (…/dicomweb); every other
+    partition is served under …/dicomweb/aets/{AE title}."""
+    ordered = sorted(partitions, key=lambda p: (p.ae_title != default, p.ae_title))
+    sources = [
+        data_source(
+            p,
+            dicomweb if p.ae_title == default else f"{dicomweb}/aets/{quote(p.ae_title, safe='')}",
+        )
+        for p in ordered
+    ]
+    config: dict[str, Any] = {
+        "name": "hounsfield",
+        "routerBasename": None,
+        "extensions": [],
+        "modes": [],
+        "customizationService": {},
+        "showStudyList": True,
+        "maxNumberOfWebWorkers": 3,
+        "showWarningMessageForCrossOrigin": False,
+        "showCPUFallbackMessage": True,
+        "showLoadingIndicator": True,
+        "experimentalStudyBrowserSort": False,
+        "strictZSpacingForVolumeViewport": True,
+        "groupEnabledModesFirst": True,
+        "allowMultiSelectExport": False,
+        "maxNumRequests": {"interaction": 100, "thumbnail": 5, "prefetch": 25},
+        "showErrorDetails": "always",
+        "defaultDataSourceName": sources[0]["sourceName"] if sources else "pacs",
+        "dataSources": sources,
+    }
+    body = json.dumps(config, indent=2, ensure_ascii=False)
+    return (
+        "/** @type {AppTypes.Config} */\n"
+        "// Written by the Hounsfield node for this request: its partitions' DICOMweb roots.\n"
+        f"window.config = {body};\n"
+        f"window.config.whiteLabeling = {{\n  createLogoComponentFn: {LOGO},\n}};\n"
+        f"window.config.httpErrorHandler = {ERRORS};\n"
+    )
