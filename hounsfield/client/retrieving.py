@@ -7,15 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import (
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    RLELossless,
-)
 from pynetdicom import sop_class as classes
 from pynetdicom.presentation import PresentationContext
 
@@ -23,7 +14,13 @@ from hounsfield.client.failover import OnFailover, with_failover
 from hounsfield.client.nodes import NodeRing
 from hounsfield.client.received import Folder
 from hounsfield.client.reports import RetrieveReport
-from hounsfield.dicomnet.contexts import LITTLE_ENDIAN, MAX_CONTEXTS, get_contexts, query_contexts
+from hounsfield.dicomnet.contexts import (
+    LITTLE_ENDIAN,
+    MAX_CONTEXTS,
+    RETRIEVE_SYNTAXES,
+    get_contexts,
+    query_contexts,
+)
 from hounsfield.dicomnet.peer import Address, format_address
 from hounsfield.dicomnet.responses import Progress
 from hounsfield.dicomnet.scu import PeerAssociation
@@ -32,15 +29,6 @@ from hounsfield.uids import is_valid_uid
 Connect = Callable[[Address, Sequence[PresentationContext], Sequence[Any]], PeerAssociation]
 """Opens an association to a node proposing the contexts (and extended negotiation)."""
 OnProgress = Callable[[Progress], object]
-SYNTAXES = (
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEGBaseline8Bit,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEG2000Lossless,
-    RLELossless,
-)
 # What a C-GET offers to take back when the SOP classes of what it asks for are not known.
 COMMON_CLASSES = tuple(
     str(getattr(classes, name))
@@ -149,7 +137,7 @@ def get_contexts_for(model: str, sop_classes: Sequence[str]) -> tuple[list[Any],
     """The C-GET contexts for these classes: the common syntaxes when they fit, else little
     endian only (as many classes as fit)."""
     wanted = list(dict.fromkeys(sop_classes)) or list(COMMON_CLASSES)
-    for syntaxes in (SYNTAXES, LITTLE_ENDIAN):
+    for syntaxes in (RETRIEVE_SYNTAXES, LITTLE_ENDIAN):
         if len(wanted) * (len(syntaxes) + 1) + 1 <= MAX_CONTEXTS:
             return get_contexts(model, wanted, syntaxes)
     fit = (MAX_CONTEXTS - 1) // (len(LITTLE_ENDIAN) + 1)

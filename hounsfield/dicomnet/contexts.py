@@ -14,7 +14,18 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    JPEG2000,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
 from pynetdicom import build_context, build_role
 from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext
@@ -25,6 +36,19 @@ log = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 128  # odd context IDs 1..255
 LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# What a C-GET offers to take, per SOP class, so that objects arrive as the peer stores them.
+RETRIEVE_SYNTAXES = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+)
 T = TypeVar("T")
 
 

@@ -6,23 +6,17 @@ from dataclasses import replace
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import (
-    JPEG2000,
-    ExplicitVRLittleEndian,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    RLELossless,
-)
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.store import store
 from hounsfield.catalog.partitions import Partition
-from hounsfield.dicomnet.contexts import LITTLE_ENDIAN, MAX_CONTEXTS, get_contexts, query_contexts
+from hounsfield.dicomnet.contexts import (
+    LITTLE_ENDIAN,
+    MAX_CONTEXTS,
+    RETRIEVE_SYNTAXES,
+    get_contexts,
+    query_contexts,
+)
 from hounsfield.dicomnet.identifiers import retrieve
 from hounsfield.dicomnet.incoming import Received
 from hounsfield.dicomnet.responses import RetrieveResult
@@ -45,19 +39,6 @@ from hounsfield.sites.reconcile_model import (
 from hounsfield.sites.reconcile_peer import PeerSide
 
 METHODS = ("auto", "get", "move")
-# What a C-GET accepts, per SOP class, so that objects arrive as the peer stores them.
-SYNTAXES = (
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEGBaseline8Bit,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEG2000Lossless,
-    JPEG2000,
-    RLELossless,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-)
 Problems = dict[Difference, str]
 
 
@@ -193,9 +174,9 @@ def _classes(peer: PeerSide, found: Difference) -> set[str]:
 
 
 def _contexts(classes: list[str]) -> tuple[list[Any], list[Any]] | None:
-    """The C-GET contexts for these classes: every syntax of SYNTAXES if they fit, little
+    """The C-GET contexts for these classes: every syntax of RETRIEVE_SYNTAXES if they fit, little
     endian only if those fit; None when neither does."""
-    for syntaxes in (SYNTAXES, LITTLE_ENDIAN):
+    for syntaxes in (RETRIEVE_SYNTAXES, LITTLE_ENDIAN):
         if len(classes) * (len(syntaxes) + 1) + 1 <= MAX_CONTEXTS:
             return get_contexts(GET, classes, syntaxes)
     return None

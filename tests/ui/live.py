@@ -1,35 +1,17 @@
-"""A real HTTP server over an archive (uvicorn in a thread) for the browser tests."""
+"""A real HTTP server over an archive for the browser tests."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
-
 from hounsfield.archive.context import Archive
 from hounsfield.web.app import create_app
+from tests.live_http import live
 
 
 @contextmanager
 def serving(archive: Archive) -> Iterator[str]:
     """The base URL of the whole HTTP application, served until the block ends."""
-    config = uvicorn.Config(
-        create_app(archive), host="127.0.0.1", port=0, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live(create_app(archive)) as url:
+        yield url

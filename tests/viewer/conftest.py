@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from hounsfield.archive.context import Archive
 from tests.conftest import make_archive, make_settings
@@ -40,23 +34,3 @@ def sqlite_archive(folder: Path, **overrides: object) -> Archive:
     folder.mkdir(parents=True, exist_ok=True)
     settings = make_settings(folder, f"sqlite:///{folder / 'index.db'}", **overrides)
     return make_archive(settings)
-
-
-@contextmanager
-def live(app: FastAPI) -> Iterator[str]:
-    """The base URL of a uvicorn server running `app` on a free port."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -16,8 +16,9 @@ from hounsfield.settings import Settings
 from hounsfield.storage.filemeta import split_part10
 from hounsfield.web.app import create_app
 from hounsfield.web.viewer.config import study_link
+from tests.live_http import live
 from tests.storage_helpers import part10_variant, store_variant
-from tests.viewer.conftest import live, sqlite_archive
+from tests.viewer.conftest import sqlite_archive
 
 playwright = pytest.importorskip("playwright.sync_api")
 
