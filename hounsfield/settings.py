@@ -33,6 +33,7 @@ class DeviceConfig(BaseModel):
     bandwidth_kbps: int | None = Field(default=None, ge=8)
     commitment: bool = False
     alternates: list[str] = []  # further "host:port" addresses of the same AE (a cluster)
+    tls: bool = False  # associate over TLS (DICOMweb: an https URL)
 
 
 class PartitionConfig(BaseModel):
@@ -139,6 +140,18 @@ class Settings(BaseSettings):
     association_timeout: float = 30.0
     dimse_timeout: float = 60.0
     idle_timeout: float = 300.0
+    # TLS (BCP 195: TLS 1.2 and newer). `tls_port`: a DICOM TLS listener besides the plain
+    # one (every partition answers there, chosen by the called AE title); its certificate and
+    # key, also offered as client certificate to peers; `tls_ca_file`: the CA that must have
+    # signed every TLS caller's certificate, and that peers' certificates are checked against
+    # (without it: the system's CAs). `http_tls`: HTTPS on the HTTP port with the same pair.
+    tls_port: int | None = Field(default=None, ge=0, le=65535)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
+    tls_check_hostname: bool = True  # a peer's certificate must name its host
+    http_tls: bool = False
 
     storage_capacity_bytes: int | None = None
     storage_reserve_bytes: int = 64 * 1024 * 1024

@@ -45,6 +45,9 @@ def device_add(
             "association cannot be opened; repeat for each.",
         ),
     ] = None,
+    tls: Annotated[
+        bool, typer.Option(help="Associate over TLS (the node's CA checks the device).")
+    ] = False,
     echo_it: Annotated[bool, typer.Option("--echo", help="C-ECHO the device once added.")] = False,
     timeout: TimeoutOpt = None,
 ) -> None:
@@ -61,10 +64,12 @@ def device_add(
             bandwidth,
             commitment,
             tuple(alternate or ()),
+            tls,
         )
         new = add_device(opened, found)
         also = f" (also {', '.join(found.alternates)})" if found.alternates else ""
-        console.print(f"{'added' if new else 'updated'} {ae_title} at {host}:{port}{also}")
+        over = " over TLS" if tls else ""
+        console.print(f"{'added' if new else 'updated'} {ae_title} at {host}:{port}{also}{over}")
         if echo_it:
             _echo(opened, ae_title, timeout)
 
@@ -95,6 +100,8 @@ def _forwarding(d: Device) -> str:
         parts.append(f"max {d.bandwidth_kbps} kbit/s")
     if d.commitment:
         parts.append("commitment")
+    if d.tls:
+        parts.append("TLS")
     return " ".join(parts)
 
 

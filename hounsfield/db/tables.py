@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -130,6 +131,8 @@ device = Table(
     # JSON list of further "host:port" addresses of the same AE (a cluster): an association
     # that cannot be opened at one address is tried at the next.
     Column("alternates", Text, nullable=False, default="[]", server_default="[]"),
+    # Associations to it run over TLS.
+    Column("tls", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 patient = Table(

@@ -5,7 +5,8 @@ not established) and logs the reason. Here the reason is told apart and raised: 
 connect's own error (kept by a socket that remembers it), the A-ASSOCIATE-RJ's result,
 source and reason (also when pynetdicom left it unread because the peer closed the
 connection right after it), an ACSE timeout (no answer for the whole wait) or the peer's
-abort.
+abort. Over TLS, a failed TCP connect and a failed handshake are one error (the reason is
+in pynetdicom's log lines).
 
 While waiting for a DIMSE response, pynetdicom notices neither the peer's A-ABORT nor a
 closed connection until its DIMSE timeout ends; an association opened here looks at both
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +31,7 @@ from pynetdicom.transport import AddressInformation, AssociationSocket
 from hounsfield.dicomnet.contexts import MAX_CONTEXTS
 from hounsfield.dicomnet.nodelay import set_nodelay
 from hounsfield.dicomnet.peer import Peer, Timeouts
+from hounsfield.dicomnet.tls import client_context
 from hounsfield.errors import (
     AssociationAborted,
     AssociationRejected,
@@ -41,6 +44,7 @@ from hounsfield.settings import Settings
 
 SLICE = 0.05  # seconds between looks at the association while waiting for a response
 _TIMED_OUT = "_hounsfield_dimse_timed_out"
+_OPENED = "_hounsfield_connection_opened"
 
 
 class _TracedSocket(socket.socket):
@@ -59,9 +63,48 @@ class _TracedSocket(socket.socket):
 
 
 class _Socket(AssociationSocket):
-    """pynetdicom's association socket, on a `_TracedSocket` (set up as pynetdicom does)."""
+    """pynetdicom's association socket, on a `_TracedSocket` (set up as pynetdicom does).
+
+    Over TLS a readable socket may hold no data: a TLS 1.3 server sends session tickets
+    after the handshake. pynetdicom would then block reading a PDU that never comes instead
+    of sending its association request; here readiness reads one byte without blocking
+    (kept for the next `recv`), so records without data leave the socket not ready."""
 
     traced: _TracedSocket | None = None
+    _held = b""
+
+    @property
+    def ready(self) -> bool:
+        if self._held:
+            return True
+        ready = bool(super().ready)
+        sock = self.socket
+        if not ready or not isinstance(sock, ssl.SSLSocket) or sock.pending():
+            return ready
+        return self._peek(sock)
+
+    def _peek(self, sock: ssl.SSLSocket) -> bool:
+        """Whether a readable TLS socket holds data (or was closed)."""
+        timeout = sock.gettimeout()
+        try:
+            sock.setblocking(False)
+            self._held = sock.recv(1)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        except OSError:
+            return True  # the read that follows meets the error
+        finally:
+            sock.settimeout(timeout)
+        return True
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        held, self._held = self._held, b""
+        if not held:
+            return super().recv(nr_bytes)
+        if nr_bytes <= len(held):
+            self._held = held[nr_bytes:]
+            return bytearray(held[:nr_bytes])
+        return bytearray(held) + super().recv(nr_bytes - len(held))
 
     def _create_socket(self, address: AddressInformation) -> socket.socket:
         family = socket.AF_INET if address.is_ipv4 else socket.AF_INET6
@@ -110,6 +153,10 @@ def request(
     ae.network_timeout = timeouts.idle
     ae.maximum_pdu_size = settings.max_pdu
     try:
+        tls_args = (client_context(settings), peer.host) if peer.tls else None
+    except (OSError, ValueError) as exc:
+        raise PeerUnreachable(f"{peer}: cannot set up TLS: {exc}") from exc
+    try:
         assoc = ae.associate(
             peer.host,
             peer.port,
@@ -117,7 +164,8 @@ def request(
             ae_title=peer.ae_title,
             max_pdu=settings.max_pdu,
             ext_neg=list(ext_neg),
-            evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *handlers],
+            tls_args=tls_args,
+            evt_handlers=[(evt.EVT_CONN_OPEN, _opened), *handlers],
         )
     except OSError as exc:  # the host name does not resolve
         raise PeerUnreachable(f"{peer}: cannot resolve {peer.host!r}: {exc}") from exc
@@ -125,6 +173,12 @@ def request(
         raise refusal(assoc, peer, timeouts, len(contexts), time.monotonic() - started)
     _watch(assoc)
     return assoc, timeouts
+
+
+def _opened(event: Any) -> None:
+    """The connection is up (over TLS: the handshake is done too)."""
+    setattr(event.assoc, _OPENED, True)
+    set_nodelay(event)
 
 
 def refusal(
@@ -140,6 +194,8 @@ def refusal(
         return PeerUnreachable(f"{peer}: cannot connect: {error.strerror or error}")
     if traced is not None and not traced.connected and not sock.tls_args:
         return PeerUnreachable(f"{peer}: cannot connect")
+    if sock.tls_args and not getattr(assoc, _OPENED, False):
+        return PeerUnreachable(f"{peer}: cannot connect, or the TLS handshake failed")
     # pynetdicom gives up without reading the answer when the peer closed the connection
     # right after it (a reject, then close): the answer then waits, unread, in the queue.
     unread = list(assoc.dul.to_user_queue.queue)

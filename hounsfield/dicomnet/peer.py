@@ -14,7 +14,8 @@ Address = tuple[str, int]
 class Peer:
     """A peer to open associations to; a timeout left None takes the node's setting.
     `alternates` are further addresses of the same AE (the nodes of a cluster): an
-    association that cannot be opened at `host`:`port` is tried at each of them in turn."""
+    association that cannot be opened at `host`:`port` is tried at each of them in turn.
+    With `tls` the association runs over TLS (the node's client context)."""
 
     ae_title: str
     host: str
@@ -23,6 +24,7 @@ class Peer:
     association_timeout: float | None = None
     dimse_timeout: float | None = None
     alternates: tuple[Address, ...] = ()
+    tls: bool = False
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"

@@ -37,6 +37,7 @@ from hounsfield.dicomnet.admission import (
 from hounsfield.dicomnet.handoff import DispatchingServer, HandedServer, LoadBoard
 from hounsfield.dicomnet.nodelay import set_nodelay
 from hounsfield.dicomnet.serving import ServingAE
+from hounsfield.dicomnet.tls import TlsHandedServer, TlsListener, server_context
 from hounsfield.dimse.commitment import handle_action, handle_event_report
 from hounsfield.dimse.find import handle_find
 from hounsfield.dimse.partition import set_partition
@@ -162,6 +163,7 @@ class DimseServer:
         set_admission(self.ae, self.admission)
         self.server: ThreadedAssociationServer | None = None
         self.partition_servers: list[ThreadedAssociationServer] = []
+        self.tls_server: TlsListener | None = None
 
     def _count(self, what: str) -> None:
         ASSOCIATIONS.labels(what, str(self.index)).inc()
@@ -197,40 +199,72 @@ class DimseServer:
         ]
 
     def start(self, dispatch: Callable[[socket.socket, Any], bool] | None = None) -> None:
-        """Listen on the configured address without blocking; with `processes`, hand new
-        connections to the least busy DIMSE process."""
+        """Listen on the configured address (and each partition's own port, and the TLS
+        port) without blocking; with `processes`, hand new connections to the least busy
+        DIMSE process."""
         s = self.archive.settings
-        server = self.ae.make_server(
-            (s.host, s.dimse_port),
-            evt_handlers=self.handlers(),
-            server_class=DispatchingServer,
-        )
-        if dispatch is not None:
-            server.dispatch = dispatch
-        threading.Thread(target=server.serve_forever, name="dimse-listener", daemon=True).start()
-        self.ae._servers.append(server)
-        self.server = server
-        log.info("DICOM listening on %s:%d as %s", s.host, s.dimse_port, s.ae_title)
+        self.server = self._listen(s.dimse_port, "dimse-listener", DispatchingServer, dispatch)
+        log.info("DICOM listening on %s:%d as %s", s.host, self.port, s.ae_title)
         for part in self.archive.partitions():
             if part.port is None or part.port == self.port:
                 continue
-            own = self.ae.make_server(
-                (s.host, part.port), evt_handlers=self.handlers(), server_class=DispatchingServer
-            )
-            if dispatch is not None:
-                own.dispatch = dispatch
             name = f"dimse-listener-{part.ae_title}"
-            threading.Thread(target=own.serve_forever, name=name, daemon=True).start()
-            self.ae._servers.append(own)
+            own = self._listen(part.port, name, DispatchingServer, dispatch)
             self.partition_servers.append(own)
             log.info("DICOM listening on %s:%d for partition %s", s.host, part.port, part.ae_title)
+        if s.tls_port is not None:
+            context = server_context(s)
+            # The DIMSE processes know a TLS connection by its port: not when it is chosen
+            # by the OS (0), so such connections stay here.
+            tls = self._listen(s.tls_port, "dimse-tls-listener", TlsListener, None)
+            if dispatch is not None and s.tls_port:
+                tls.dispatch = dispatch
+            self._arm(tls, context, None)
+            self.tls_server = tls
+            checked = "client certificates required" if s.tls_ca_file else "no client check"
+            log.info("DICOM TLS listening on %s:%d (%s)", s.host, self.tls_port, checked)
+
+    def _listen(
+        self,
+        port: int,
+        name: str,
+        server_class: type[DispatchingServer],
+        dispatch: Callable[[socket.socket, Any], bool] | None,
+    ) -> Any:
+        host = self.archive.settings.host
+        server = self.ae.make_server(
+            (host, port), evt_handlers=self.handlers(), server_class=server_class
+        )
+        if dispatch is not None:
+            server.dispatch = dispatch
+        # Registered before serving starts: the server's shutdown must find it.
+        self.ae._servers.append(server)
+        threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+        return server
+
+    def _arm(self, server: Any, context: Any, tls_port: int | None) -> None:
+        """Make `server` handshake TLS first (on connections to `tls_port`, or every one)."""
+        server.tls = context
+        server.tls_port = tls_port
+        server.handshake_timeout = self.archive.settings.association_timeout
+        server.on_refused = self._handshake_failed
+
+    def _handshake_failed(self) -> None:
+        self._count("tls-failed")
+        if self.board is not None:
+            self.board.add(self.index, -1)
 
     def start_handed(self) -> None:
         """Serve connections the listener hands over (`take`); listen on nothing."""
         s = self.archive.settings
+        tls = bool(s.tls_port)  # 0: the listener keeps TLS connections itself
         self.server = self.ae.make_server(
-            (s.host, s.dimse_port), evt_handlers=self.handlers(), server_class=HandedServer
+            (s.host, s.dimse_port),
+            evt_handlers=self.handlers(),
+            server_class=TlsHandedServer if tls else HandedServer,
         )
+        if tls:
+            self._arm(self.server, server_context(s), s.tls_port)
 
     def take(self, sock: socket.socket, client_address: Any) -> None:
         """Serve one connection accepted by the listener."""
@@ -243,11 +277,20 @@ class DimseServer:
         assert self.server is not None
         return int(self.server.server_address[1])
 
+    @property
+    def tls_port(self) -> int:
+        """The bound TLS port."""
+        assert self.tls_server is not None
+        return int(self.tls_server.server_address[1])
+
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop listening, let running associations finish, then abort the rest."""
         for own in self.partition_servers:
             own.shutdown()
         self.partition_servers = []
+        tls, self.tls_server = self.tls_server, None
+        if tls is not None:
+            tls.shutdown()
         if self.server is None:
             return
         server, self.server = self.server, None
@@ -255,9 +298,10 @@ class DimseServer:
             server.close()
         else:
             server.shutdown()
+        serving = [server] if tls is None else [server, tls]
         deadline = time.monotonic() + grace_seconds
-        while server.active_associations and time.monotonic() < deadline:
+        while any(s.active_associations for s in serving) and time.monotonic() < deadline:
             time.sleep(0.05)
-        for assoc in server.active_associations:
+        for assoc in [a for s in serving for a in s.active_associations]:
             assoc.abort()
         log.info("DICOM listener stopped")

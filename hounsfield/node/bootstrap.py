@@ -18,6 +18,7 @@ from hounsfield.cluster.heartbeat import Heartbeat
 from hounsfield.cluster.nodes import NodeInfo
 from hounsfield.cluster.singleton import Singleton
 from hounsfield.db import engine as db
+from hounsfield.dicomnet.tls import harden, https_options
 from hounsfield.dimse.server import DimseServer
 from hounsfield.metrics import ACTIVE_ASSOCIATIONS_NAME, NODE_REGISTRY
 from hounsfield.node.dimse_pool import DimseProcesses
@@ -102,15 +103,19 @@ def serve(settings: Settings) -> None:
         if settings.scheduler
         else None
     )
-    http = uvicorn.Server(
-        uvicorn.Config(
-            create_app(archive, condition=lambda: heartbeat.condition),
-            host=settings.host,
-            port=settings.http_port,
-            log_level="warning",
-            access_log=False,
-        )
+    http_config = uvicorn.Config(
+        create_app(archive, condition=lambda: heartbeat.condition),
+        host=settings.host,
+        port=settings.http_port,
+        log_level="warning",
+        access_log=False,
+        **https_options(settings),
     )
+    if http_config.is_ssl:  # uvicorn's context: TLS 1.2 and newer, the node's ciphers
+        http_config.load()
+        assert http_config.ssl is not None
+        harden(http_config.ssl, settings)
+    http = uvicorn.Server(http_config)
     # Off the main thread uvicorn leaves signals alone: this function owns the shutdown.
     web = threading.Thread(target=http.run, name="http", daemon=True)
     try:
@@ -123,7 +128,8 @@ def serve(settings: Settings) -> None:
         dimse.start(processes.dispatch if processes is not None else None)
         heartbeat.start(_info(settings, dimse.port, runs))
         web.start()
-        log.info("HTTP listening on %s:%d", settings.host, settings.http_port)
+        scheme = "HTTPS" if http_config.is_ssl else "HTTP"
+        log.info("%s listening on %s:%d", scheme, settings.host, settings.http_port)
         while not stop.wait(0.5):
             if not web.is_alive():
                 log.error("HTTP server stopped unexpectedly")

@@ -25,7 +25,8 @@ class Device:
     at once, at most `bandwidth_kbps` (kbit/s) when set, with storage commitment when
     `commitment`. `alternates` ("host:port") are further addresses of the same AE (the
     other nodes of a cluster), tried in turn when an association cannot be opened at
-    host:port."""
+    host:port. With `tls` associations to it run over TLS (a DICOMweb device: its URL is
+    https)."""
 
     ae_title: str
     host: str
@@ -37,6 +38,7 @@ class Device:
     bandwidth_kbps: int | None = None
     commitment: bool = False
     alternates: tuple[str, ...] = ()
+    tls: bool = False
 
 
 def _check(new: Device) -> str:
@@ -55,6 +57,8 @@ def _check(new: Device) -> str:
         raise InvalidDataset("a bandwidth cap is at least 8 kbit/s")
     if new.commitment and new.protocol != "dimse":
         raise InvalidDataset("storage commitment is requested over DIMSE only")
+    if new.tls and new.protocol == "dicomweb" and not new.url.startswith("https://"):
+        raise InvalidDataset("a DICOMweb device over TLS needs an https:// URL")
     normal_alternates(new.alternates)
     return ae_title
 
@@ -91,6 +95,7 @@ def _device(row: Any) -> Device:
         row["bandwidth_kbps"],
         bool(row["commitment"]),
         _alternates(row["alternates"]),
+        bool(row["tls"]),
     )
 
 

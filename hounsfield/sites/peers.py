@@ -14,8 +14,8 @@ from hounsfield.sites.devices import Device, find_device
 
 
 def peer_of(found: Device, timeout: float | None = None) -> Peer:
-    """The device as a peer to open associations to (at its address, then its alternates):
-    every wait bounded by `timeout`, or by the node's settings."""
+    """The device as a peer to open associations to (at its address, then its alternates,
+    over TLS when it says so): every wait bounded by `timeout`, or by the node's settings."""
     return Peer(
         found.ae_title,
         found.host,
@@ -24,6 +24,7 @@ def peer_of(found: Device, timeout: float | None = None) -> Peer:
         timeout,
         timeout,
         alternates=tuple(parse_address(a) for a in found.alternates),
+        tls=found.tls,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 
 from hounsfield.archive.query import Located
+from hounsfield.dicomnet.tls import client_context
 from hounsfield.errors import PeerError, PeerTimeout, PeerUnreachable
 from hounsfield.settings import Settings
 from hounsfield.sites.devices import Device
@@ -58,7 +60,13 @@ def send(
     timeout = httpx.Timeout(
         settings.dimse_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
     )
-    with httpx.Client(timeout=timeout) as client:
+    verify: ssl.SSLContext | bool = True
+    try:  # https: the peer's certificate checked against the node's CA
+        if device.url.startswith("https://"):
+            verify = client_context(settings)
+    except (OSError, ValueError) as exc:
+        raise PeerUnreachable(f"{device.url}: cannot set up TLS: {exc}") from exc
+    with httpx.Client(timeout=timeout, verify=verify) as client:
 
         def run(share: list[list[Located]]) -> None:
             try:

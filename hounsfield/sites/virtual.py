@@ -70,7 +70,14 @@ def peer(archive: Archive, member: Member, timeout: float) -> Peer:
         raise NotFound(f"no device {member.name!r} (a member of a virtual partition)")
     alternates = tuple(parse_address(a) for a in found.alternates)
     return Peer(
-        found.ae_title, found.host, found.port, timeout, timeout, timeout, alternates=alternates
+        found.ae_title,
+        found.host,
+        found.port,
+        timeout,
+        timeout,
+        timeout,
+        alternates=alternates,
+        tls=found.tls,
     )
 
 

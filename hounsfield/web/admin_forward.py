@@ -26,6 +26,7 @@ class DeviceIn(BaseModel):
     bandwidth_kbps: int | None = Field(default=None, ge=8)
     commitment: bool = False
     alternates: list[str] = []  # further "host:port" addresses of the same AE
+    tls: bool = False  # associate over TLS
 
 
 class ForwardRequest(BaseModel):

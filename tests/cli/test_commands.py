@@ -130,6 +130,7 @@ def test_list_commands_print_json(run: Run) -> None:
             "bandwidth_kbps": None,
             "commitment": False,
             "alternates": [],
+            "tls": False,
         }
     ]
     filesystems = _json(run("filesystem", "list", "--json"))

@@ -124,6 +124,13 @@ def test_devices_add_echo_remove(ui: TestClient, archive: Archive, server: Dimse
     assert [d.ae_title for d in list_devices(archive)] == [archive.settings.ae_title]
     bad = ui.post("/ui/devices", data={"ae_title": "X", "host": "h", "port": "0"})
     assert bad.status_code == 400
+    # An update through the form keeps the forwarding options the form does not show.
+    add_device(archive, Device("HQ", "10.0.0.1", 104, associations=3, commitment=True))
+    form = {"ae_title": "HQ", "host": "10.0.0.2", "port": "104", "alternates": "10.0.0.3:104"}
+    assert "updated HQ" in ui.post("/ui/devices", data=form, headers=htmx()).text
+    hq = next(d for d in list_devices(archive) if d.ae_title == "HQ")
+    assert (hq.host, hq.associations, hq.commitment) == ("10.0.0.2", 3, True)
+    assert hq.alternates == ("10.0.0.3:104",) and not hq.tls
 
 
 def test_partitions_alerts_and_log(ui: TestClient, archive: Archive) -> None:

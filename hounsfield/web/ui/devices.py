@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -9,7 +10,13 @@ from fastapi.responses import HTMLResponse
 
 from hounsfield.archive.context import Archive
 from hounsfield.errors import ArchiveError
-from hounsfield.sites.devices import Device, add_device, list_devices, remove_device
+from hounsfield.sites.devices import (
+    Device,
+    add_device,
+    find_device,
+    list_devices,
+    remove_device,
+)
 from hounsfield.sites.forward import retry_failed
 from hounsfield.sites.forward_state import STATES, list_forwards
 from hounsfield.web.ui.render import page
@@ -44,9 +51,22 @@ def routes(archive: Archive) -> APIRouter:
         host: Annotated[str, Form()],
         port: Annotated[int, Form()],
         description: Annotated[str, Form()] = "",
+        alternates: Annotated[str, Form()] = "",
+        tls: Annotated[bool, Form()] = False,
     ) -> HTMLResponse:
-        new = add_device(archive, Device(ae_title.strip(), host.strip(), port, description))
-        return table(request, f"{'added' if new else 'updated'} {ae_title.strip()}")
+        title = ae_title.strip()
+        # An update keeps what the form does not show (forwarding options).
+        known = find_device(archive, title) or Device(title, host.strip(), port)
+        wanted = replace(
+            known,
+            host=host.strip(),
+            port=port,
+            description=description,
+            alternates=tuple(a for a in alternates.replace(",", " ").split() if a),
+            tls=tls,
+        )
+        new = add_device(archive, wanted)
+        return table(request, f"{'added' if new else 'updated'} {title}")
 
     @router.post("/devices/{ae_title}/remove", response_class=HTMLResponse)
     def post_remove(request: Request, ae_title: str) -> HTMLResponse:
