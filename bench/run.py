@@ -21,6 +21,8 @@ from bench import (
     reconcile_part,
     reconcile_report,
     report,
+    viewer_part,
+    viewer_report,
 )
 from bench import corpus as corpus_mod
 from bench.environment import describe
@@ -155,6 +157,7 @@ def main() -> int:
     forward = forward_part.measure(settings) if settings.forward else None
     reconcile = reconcile_part.measure(settings) if settings.reconcile else None
     cluster = cluster_part.measure(settings) if "cluster" in settings.parts else None
+    viewer = viewer_part.measure(settings) if "viewer" in settings.parts else None
 
     lines = report.lines(results[0], results[1], settings, corpus) if results and corpus else []
     if lines:
@@ -166,6 +169,8 @@ def main() -> int:
         print(reconcile_report.text(reconcile))
     if cluster is not None:
         print(cluster_report.text(cluster))
+    if viewer is not None:
+        print(viewer_report.text(viewer))
     text = report.markdown(
         lines,
         results,
@@ -180,6 +185,7 @@ def main() -> int:
         reconcile,
     )
     text = cluster_report.insert(text, cluster)
+    text = viewer_report.insert(text, viewer)
     report.write(settings.results_file, text)
     print(f"\nwritten {settings.results_file}")
     for m in results:
@@ -187,6 +193,7 @@ def main() -> int:
             print(f"{m.server} FAILED: {error.splitlines()[0]}", file=sys.stderr)
     part_errors = (forward.errors if forward else []) + (reconcile.errors if reconcile else [])
     part_errors += cluster.errors if cluster else []
+    part_errors += viewer.errors if viewer else []
     for error in local.errors + part_errors:
         print(f"FAILED: {error.splitlines()[0]}", file=sys.stderr)
     return 1 if any(m.errors for m in results) or local.errors or part_errors else 0

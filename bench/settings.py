@@ -10,7 +10,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / "work"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-PARTS = ("dimse", "web", "queue", "compress", "forward", "reconcile", "cluster")
+PARTS = ("dimse", "web", "queue", "compress", "forward", "reconcile", "cluster", "viewer")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 

@@ -39,6 +39,26 @@ def study_link(study_uid: str, ae_title: str | None = None, default: str | None 
     return f"/viewer/{source_name(ae_title)}?{query}"
 
 
+# Cornerstone's byte-range stages for stacks: the first 64 KB of each frame, decoded at a
+# reduced resolution (an HTJ2K RPCL frame's first tile-parts are a small complete image), then
+# the rest of the frame in one more request, joined to the first bytes and decoded in full.
+# OHIF's default instead streams each frame and decodes it again every 128 KB at a level
+# guessed from the share of bytes arrived; on lossless radiographs, whose finest level holds
+# about 70% of the bytes, those guesses ask for a level that has not arrived yet and the
+# first image waits for most of the frame. Frames in other syntaxes are not decoded from
+# the first range: they cost one more request each.
+STACK_RETRIEVE = {
+    "stages": [
+        {"id": "lossySequential", "retrieveType": "singleFast"},
+        {"id": "finalSequential", "retrieveType": "singleFinal"},
+    ],
+    "retrieveOptions": {
+        "singleFast": {"rangeIndex": 0, "chunkSize": 65536, "decodeLevel": 3},
+        "singleFinal": {"rangeIndex": -1},
+    },
+}
+
+
 def data_source(partition: Partition, root: str) -> dict[str, Any]:
     """An OHIF DICOMweb data source for a partition whose DICOMweb root is `root`."""
     title = partition.ae_title
@@ -67,6 +87,7 @@ def data_source(partition: Partition, root: str) -> dict[str, Any]:
             "singlepart": "bulkdata,video",
             "bulkDataURI": {"enabled": True, "relativeResolution": "studies"},
             "omitQuotationForMultipartRequest": True,
+            "stackRetrieveOptions": STACK_RETRIEVE,
         },
     }
 
