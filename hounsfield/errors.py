@@ -148,3 +148,31 @@ class ContextNotAccepted(ArchiveError):
 
     dimse_status = 0xA702
     http_status = 406
+
+
+class Unauthenticated(ArchiveError):
+    """The caller sent no credentials, or ones that are unknown, expired or revoked."""
+
+    dimse_status = 0x0124  # Refused: not authorized
+    http_status = 401
+
+
+class Forbidden(ArchiveError):
+    """The caller is known but their role or partitions do not allow the request."""
+
+    dimse_status = 0x0124  # Refused: not authorized
+    http_status = 403
+
+
+class InvalidUser(ArchiveError):
+    """A user name, role, partition list or password the archive cannot accept."""
+
+    dimse_status = 0xC000
+    http_status = 400
+
+
+class UserExists(ArchiveError):
+    """A user of that name exists already."""
+
+    dimse_status = 0xC000
+    http_status = 409

@@ -186,6 +186,23 @@ class Settings(BaseSettings):
     alert_archive: bool = False
     app_log_keep_days: float = 2.0
 
+    # Who may call over HTTP: "remote" (default) lets loopback clients in unauthenticated and
+    # asks everyone else to log in; "always" asks everyone; "never" asks no one. /health and
+    # /metrics stay open (load balancers, Prometheus). Behind a reverse proxy on the same host
+    # every client looks like the loopback: use "always" there.
+    http_auth: Literal["remote", "always", "never"] = "remote"
+    web_session_hours: float = Field(default=12.0, gt=0)  # a login's lifetime
+    # OpenID Connect bearer tokens (JWT): accepted when an issuer is set, checked against the
+    # keys at `oidc_jwks_url` or in `oidc_key_file` (PEM public key); the claim `oidc_role_claim`
+    # names the role (or a list holding one), `oidc_partitions_claim` the partitions.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_key_file: Path | None = None
+    oidc_algorithms: list[str] = ["RS256", "ES256"]
+    oidc_role_claim: str = "role"
+    oidc_partitions_claim: str = "partitions"
+    oidc_leeway_seconds: float = Field(default=30.0, ge=0)
     cors_origins: list[str] = []
     public_url: str | None = None
     qido_max_limit: int = Field(default=10_000, ge=1)

@@ -71,6 +71,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "host": "127.0.0.1",
         "storage_reserve_bytes": 0,
         "fsync": True,
+        # TestClient calls from "testclient", not the loopback: tests of other features run
+        # with the HTTP gate open; tests/auth sets http_auth itself.
+        "http_auth": "never",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -28,6 +28,8 @@ from hounsfield.cli import (
     services,
     status,
     study,
+    tokens,
+    users,
     verify,
 )
 from hounsfield.settings import load_settings
@@ -76,5 +78,7 @@ for _group, _name in (
     (reconcile.app, "reconcile"),
     (cluster.app, "cluster"),
     (study.app, "study"),
+    (users.app, "user"),
+    (tokens.app, "token"),
 ):
     app.add_typer(_group, name=_name)

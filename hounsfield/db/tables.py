@@ -463,3 +463,42 @@ reconcile_job = Table(
     Column("last_run_at", DateTime(timezone=True), nullable=True),
     Column("last_report_pk", BigInteger, nullable=True),
 )
+
+# Local users of the HTTP interfaces: an argon2 password hash, one role (admin, operator,
+# radiologist, api) and the partitions (AE titles) they may reach: a JSON list, or "*".
+user = Table(
+    "user",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("partitions", Text, nullable=False, default='"*"'),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+# API tokens for scripts: only the SHA-256 of the secret is kept; the secret is shown once.
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_pk", ForeignKey("user.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+# Logins of the admin pages and the viewer: the SHA-256 of the cookie's random id.
+web_session = Table(
+    "web_session",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("id_hash", String(64), nullable=False, unique=True),
+    Column("user_pk", ForeignKey("user.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

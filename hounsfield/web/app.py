@@ -18,9 +18,12 @@ from hounsfield.web.admin_forward import mount as mount_admin_forward
 from hounsfield.web.admin_reconcile import mount as mount_admin_reconcile
 from hounsfield.web.admin_storage import mount as mount_admin_storage
 from hounsfield.web.admin_studies import mount as mount_admin_studies
+from hounsfield.web.admin_users import mount as mount_admin_users
 from hounsfield.web.admin_verify import mount as mount_admin_verify
+from hounsfield.web.auth import Gate
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 from hounsfield.web.errors import install as install_error_handlers
+from hounsfield.web.ui import login as ui_login
 from hounsfield.web.ui import mount as mount_ui
 from hounsfield.web.viewer.routes import mount as mount_viewer
 
@@ -30,6 +33,7 @@ def create_app(archive: Archive, condition: Callable[[], Condition] | None = Non
     says whether it drains)."""
     app = FastAPI(title="Hounsfield", version=__version__)
     install_error_handlers(app)
+    app.add_middleware(Gate, archive=archive)  # added first: CORS stays outside it
 
     @app.get("/health")
     def get_health() -> JSONResponse:
@@ -50,6 +54,8 @@ def create_app(archive: Archive, condition: Callable[[], Condition] | None = Non
     mount_admin_reconcile(app, archive)
     mount_admin_cluster(app, archive)
     mount_admin_studies(app, archive)
+    mount_admin_users(app, archive)
+    app.include_router(ui_login.routes(archive))
     mount_ui(app, archive)
     mount_viewer(app, archive)  # last: its fallback answers only what no other route does
     return app

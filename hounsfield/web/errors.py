@@ -7,14 +7,17 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from hounsfield.errors import ArchiveError
+from hounsfield.errors import ArchiveError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
 
 def error_response(exc: ArchiveError) -> JSONResponse:
-    """The HTTP answer to an archive refusal: its status and a readable message."""
-    return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+    """The HTTP answer to an archive refusal: its status and a readable message (a 401 also
+    says how to authenticate)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="hounsfield"'}
+    extra = headers if isinstance(exc, Unauthenticated) else None
+    return JSONResponse({"error": exc.message}, status_code=exc.http_status, headers=extra)
 
 
 async def _refused(request: Request, exc: Exception) -> JSONResponse:

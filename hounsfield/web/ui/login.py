@@ -1,0 +1,67 @@
+"""The login page of the admin pages and the viewer: a web session in an HttpOnly cookie."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from hounsfield.archive.context import Archive
+from hounsfield.auth import sessions
+from hounsfield.web.ui.render import TEMPLATES
+
+HOME = "/ui/"
+
+
+def safe_next(target: str) -> str:
+    """Where to go after logging in: a path on this node only (never another site)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return HOME
+
+
+def routes(archive: Archive) -> APIRouter:
+    """GET and POST /ui/login, POST /ui/logout."""
+    router = APIRouter(prefix="/ui", include_in_schema=False)
+    hours = archive.settings.web_session_hours
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = HOME) -> HTMLResponse:
+        context = {"next": safe_next(next), "message": ""}
+        return TEMPLATES.TemplateResponse(request, "login.html", context)
+
+    @router.post("/login")
+    async def login(
+        request: Request,
+        name: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        next: Annotated[str, Form()] = HOME,
+    ) -> Response:
+        cookie = await to_thread.run_sync(sessions.login, archive.engine, name, password, hours)
+        if cookie is None:
+            context = {"next": safe_next(next), "message": "Wrong user name or password."}
+            return TEMPLATES.TemplateResponse(request, "login.html", context, status_code=401)
+        response = RedirectResponse(safe_next(next), status_code=303)
+        response.set_cookie(
+            sessions.COOKIE,
+            cookie,
+            max_age=int(hours * 3600),
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @router.post("/logout")
+    def logout(request: Request) -> Response:
+        cookie = request.cookies.get(sessions.COOKIE)
+        if cookie:
+            sessions.logout(archive.engine, cookie)
+        response = RedirectResponse("/ui/login", status_code=303)
+        response.delete_cookie(sessions.COOKIE, path="/")
+        return response
+
+    return router
