@@ -7,10 +7,13 @@ with several associations the sleepers fought over the GIL (bench/RESULTS.md, "N
 
 Installed once, process-wide, by importing this module:
 
-- the DUL waits in `select` on its socket and on a wake-up socket that is written whenever a
-  primitive or an event is queued for it from any thread, or it is told to stop;
+- the DUL waits in `select` on its socket and on a wake-up socket that is written when a
+  primitive or an event is queued for it while it waits there (not while it is busy: a
+  write costs a system call and, under GIL contention, a few hundred µs), or it is told to
+  stop;
 - the association's reactor waits on an Event set whenever the DUL hands it a message or a
-  primitive, a sender pauses or resumes it, or the DUL ends.
+  primitive, a sender pauses or resumes it, or the DUL ends; it stops for senders at a
+  `checkpoint.Checkpoint`.
 
 Both still wake every `TICK` seconds to look at their timers, as before. The loops are
 pynetdicom's own (3.0), with only the sleep replaced; the version is pinned to 3.0.x.
@@ -32,6 +35,8 @@ from pynetdicom import association, dul
 from pynetdicom.association import Association
 from pynetdicom.pdu import A_ABORT_RQ
 
+from hounsfield.dicomnet.checkpoint import IS_PAUSED, Checkpoint
+
 log = logging.getLogger(__name__)
 TICK = 0.02  # seconds between timer checks when nothing happens
 _SPIN_LIMIT = 2  # readable-socket wake-ups in a row with nothing read: fall back to sleeping
@@ -49,22 +54,6 @@ class _WakingQueue(queue.Queue):  # type: ignore[type-arg]
         self._wake()
 
 
-class _WakingCheckpoint(threading.Event):
-    """The reactor's pause checkpoint; pausing or resuming it wakes the reactor."""
-
-    def __init__(self, wake: threading.Event) -> None:
-        super().__init__()
-        self._wake = wake
-
-    def set(self) -> None:
-        super().set()
-        self._wake.set()
-
-    def clear(self) -> None:
-        super().clear()
-        self._wake.set()
-
-
 class EventedDUL(dul.DULServiceProvider):
     """pynetdicom's DUL provider, waiting in `select` instead of sleeping."""
 
@@ -73,23 +62,35 @@ class EventedDUL(dul.DULServiceProvider):
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._selecting = False  # in (or about to enter) `select`
+        self._woken = False  # a wake-up byte was written and not yet read
         self.event_queue = _WakingQueue(self.wake)
         self.to_provider_queue = _WakingQueue(self.wake)
 
     def wake(self) -> None:
-        """Interrupt the reactor's wait."""
+        """Interrupt the reactor's wait, if it waits (the caller queued something first)."""
+        if not self._selecting or self._woken:
+            return
+        self._woken = True
         with contextlib.suppress(OSError):  # full (a wake-up is already pending) or closed
+            self._wake_w.send(b"\0")
+
+    def _has_work(self) -> bool:
+        return bool(self.to_provider_queue.queue or self.event_queue.queue or self._kill_thread)
+
+    def _force_wake(self) -> None:
+        with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
 
     def kill_dul(self) -> None:
         super().kill_dul()
-        self.wake()
+        self._force_wake()
 
     def stop_dul(self) -> bool:
         if self.state_machine.current_state != "Sta1":
             return False
         self._kill_thread = True
-        self.wake()
+        self._force_wake()
         while self.is_alive() and threading.current_thread() is not self:
             time.sleep(0.0005)
         return True
@@ -103,15 +104,21 @@ class EventedDUL(dul.DULServiceProvider):
         watched: list[Any] = [self._wake_r]
         if sock is not None and getattr(self.socket, "_is_connected", False):
             watched.append(sock)
+        self._selecting = True  # before looking at the queues: a put after it wakes us
         try:
+            if self._has_work():
+                return 0
             ready, _, _ = select.select(watched, [], [], TICK)
         except (OSError, ValueError):  # the socket was closed meanwhile
             time.sleep(self._run_loop_delay)
             return 0
+        finally:
+            self._selecting = False
         if self._wake_r in ready:
             with contextlib.suppress(OSError):  # drained: nothing more to read
                 while self._wake_r.recv(4096):
                     pass
+            self._woken = False
             return 0
         return idle_wakes + 1 if ready else 0
 
@@ -186,9 +193,7 @@ def _init(self: Association, *args: Any, **kwargs: Any) -> None:
     _original_init(self, *args, **kwargs)
     wake = threading.Event()
     self._evented_wake = wake  # type: ignore[attr-defined]
-    checkpoint = _WakingCheckpoint(wake)
-    checkpoint.set()
-    self._reactor_checkpoint = checkpoint
+    self._reactor_checkpoint = Checkpoint(self, wake)  # type: ignore[assignment]
     self.dimse.msg_queue = _WakingQueue(wake.set)
     self.dul.to_user_queue = _WakingQueue(wake.set)
 
@@ -200,9 +205,7 @@ def _run_reactor(self: Association) -> None:
     while not self._kill:
         wake.wait(TICK)
         wake.clear()
-        self._is_paused = True
-        self._reactor_checkpoint.wait()
-        self._is_paused = False
+        self._reactor_checkpoint.wait()  # keeps `_is_paused`
         # Only a request is the reactor's to serve: a response belongs to the thread that
         # sent the request, even when it reaches the queue before that thread pauses the
         # reactor (pynetdicom's handshake leaves that window; it lost C-FIND responses).
@@ -232,8 +235,8 @@ def _run_reactor(self: Association) -> None:
         if self.dul.idle_timer_expired():
             log.error("Network timeout reached")
             if self.network_timeout_response == "A-RELEASE":
-                self._is_paused = True
                 self._reactor_checkpoint.wait()
+                self._is_paused = True  # `release` waits for it
                 self.release()
                 self._is_paused = False
             else:
@@ -247,5 +250,6 @@ def install() -> None:
     if association.DULServiceProvider is EventedDUL:
         return
     association.DULServiceProvider = EventedDUL  # type: ignore[misc]
+    Association._is_paused = IS_PAUSED  # type: ignore[assignment]
     Association.__init__ = _init  # type: ignore[method-assign]
     Association._run_reactor = _run_reactor  # type: ignore[method-assign]

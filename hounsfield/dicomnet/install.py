@@ -11,7 +11,7 @@ from pynetdicom import _config
 
 from hounsfield.dicomnet import admission, evented, fastrecv, fastsend, rawsend
 
-SUPPORTED = "3.0."  # the internals evented, fastsend and fastrecv follow
+SUPPORTED = "3.0."  # the internals evented, checkpoint, storesend, fastsend and fastrecv follow
 _installed = threading.Lock()
 _done = False
 

@@ -1,10 +1,11 @@
-"""Send stored files from C-GET and C-MOVE as they are on disk, without decoding them.
+"""Send stored files (forwarding, C-GET and C-MOVE) as they are on disk, without decoding them.
 
 pynetdicom's C-GET and C-MOVE service classes take only Dataset yields and re-encode
-each one, which is slow and can change bytes. The handlers yield a `StoredFile` instead:
-a Dataset that names its file. `Association.send_c_store` is wrapped once so that a
-StoredFile is sent from its path (`_config.STORE_SEND_CHUNKED_DATASET`: pynetdicom passes
-the path and the dataset's offset on, and `fastsend` reads the file in pieces).
+each one, which is slow and can change bytes. The handlers (and `scu.PeerAssociation.store`)
+give a `StoredFile` instead: a Dataset that names its file. `Association.send_c_store` is
+wrapped once so that a StoredFile is sent from its path: by `storesend` when `filemeta` reads
+its File Meta (the archive's own files), otherwise by pynetdicom from the path
+(`_config.STORE_SEND_CHUNKED_DATASET`); either way `fastsend` reads the file in pieces.
 
 The wrapper also closes a race in pynetdicom's requestor side (the C-MOVE sub-association):
 its reactor thread is paused with a flag that can read "paused" just after the reactor passed
@@ -22,6 +23,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import _config
 from pynetdicom.association import Association
+
+from hounsfield.dicomnet import filemeta, storesend
 
 
 class StoredFile(Dataset):
@@ -63,6 +66,9 @@ class _SendGuard:
 def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
     if isinstance(dataset, StoredFile):
         dataset = dataset.stored_path
+        meta = filemeta.read_meta(dataset)
+        if meta is not None:
+            return storesend.send_file(self, dataset, meta, *args, **kwargs)
     if threading.current_thread() is self:  # C-GET: the reactor itself is sending
         return _send_c_store(self, dataset, *args, **kwargs)
     guard = getattr(self, _GUARD, None)
@@ -71,8 +77,14 @@ def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> 
         setattr(self, _GUARD, guard)
     with guard.lock:
         guard.sending = True
+    checkpoint: Any = self._reactor_checkpoint
+    if hasattr(checkpoint, "pause"):  # stopped without pynetdicom's polling, which finds it so
+        checkpoint.pause()
     try:
         return _send_c_store(self, dataset, *args, **kwargs)
+    except BaseException:
+        checkpoint.set()  # pynetdicom raises some errors before it would resume the reactor
+        raise
     finally:
         guard.sending = False
 

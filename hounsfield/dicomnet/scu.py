@@ -32,7 +32,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from hounsfield.dicomnet import connect, rawsend
+from hounsfield.dicomnet import connect, filemeta, rawsend, storesend
 from hounsfield.dicomnet.contexts import LITTLE_ENDIAN
 from hounsfield.dicomnet.incoming import StoreHandler, refuse_store, store_handler
 from hounsfield.dicomnet.peer import Peer, Timeouts
@@ -238,14 +238,18 @@ class PeerAssociation:
         (`convert` decodes what is not little endian; ContextNotAccepted without it)."""
         msg_id = self._ready("C-STORE")
         accepted = self.accepted(obj.sop_class)
-        payload: Dataset
         if obj.transfer_syntax in accepted:
             if not getattr(Association.send_c_store, "_sends_stored_files", False):
                 raise RuntimeError("hounsfield.dicomnet.install.install() was not called")
-            payload = rawsend.StoredFile(obj.path, obj.sop_class, obj.sop_instance)
+            meta = filemeta.read_meta(obj.path)
+            if meta is not None:
+                status = storesend.send_file(self.assoc, obj.path, meta, msg_id=msg_id)
+            else:
+                stored = rawsend.StoredFile(obj.path, obj.sop_class, obj.sop_instance)
+                status = self.assoc.send_c_store(stored, msg_id=msg_id)
         else:
             payload = self._converted(obj, accepted, convert)
-        status = self.assoc.send_c_store(payload, msg_id=msg_id)
+            status = self.assoc.send_c_store(payload, msg_id=msg_id)
         if "Status" not in status:
             raise self.failure("C-STORE")
         return int(status.Status)

@@ -19,7 +19,7 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from hounsfield.dicomnet import evented, fastrecv, fastsend
+from hounsfield.dicomnet import checkpoint, evented, fastrecv, fastsend
 from tests.dcmtk import free_port
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -143,7 +143,7 @@ def test_associations_run_on_the_event_driven_reactors_end_to_end(
         assoc = ae.associate("127.0.0.1", port, ae_title="FASTSCP")
         assert assoc.is_established
         assert isinstance(assoc.dul, evented.EventedDUL)
-        assert isinstance(assoc._reactor_checkpoint, evented._WakingCheckpoint)
+        assert isinstance(assoc._reactor_checkpoint, checkpoint.Checkpoint)
         for _ in range(20):
             assert assoc.send_c_echo().Status == 0
         ds = Dataset()
