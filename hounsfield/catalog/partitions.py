@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -68,14 +69,27 @@ class Partition:
         }
 
     def accepts(self, calling_ae: str, host: str) -> bool:
-        """Whether the allow-list lets `calling_ae` from `host` in (an empty list: anyone)."""
+        """Whether the allow-list lets `calling_ae` from `host` in (an empty list: anyone).
+        An entry is `AE`, `AE@host` or `AE@network` (CIDR); `*` stands for any AE title."""
         if not self.accept_from:
             return True
         for entry in self.accept_from:
             title, _, where = entry.partition("@")
-            if title.strip() == calling_ae and (not where or where == host):
+            title = title.strip()
+            if (title in ("*", calling_ae)) and (not where or _from(host, where)):
                 return True
         return False
+
+
+def _from(host: str, where: str) -> bool:
+    """Whether the caller's address `host` is `where`: an address, or inside a network."""
+    try:
+        address = ipaddress.ip_address(host)
+        if "/" in where:
+            return address in ipaddress.ip_network(where.strip("[]"), strict=False)
+        return address == ipaddress.ip_address(where.strip("[]"))
+    except ValueError:
+        return host == where
 
 
 def check_ae_title(value: str) -> str:
@@ -87,11 +101,18 @@ def check_ae_title(value: str) -> str:
 
 
 def check_accept_from(entries: list[str]) -> list[str]:
-    """Validate allow-list entries of the form `AE` or `AE@host`."""
+    """Validate allow-list entries of the form `AE`, `AE@host` or `AE@network` (CIDR), where
+    AE may be `*` for any AE title."""
     cleaned = [e.strip() for e in entries if e.strip()]
     for entry in cleaned:
         if not _ALLOWED.match(entry):
-            raise InvalidDataset(f"invalid allow-list entry {entry!r}: AE or AE@host")
+            raise InvalidDataset(f"invalid allow-list entry {entry!r}: AE, AE@host or AE@network")
+        where = entry.partition("@")[2]
+        if "/" in where:
+            try:
+                ipaddress.ip_network(where.strip("[]"), strict=False)
+            except ValueError as exc:
+                raise InvalidDataset(f"invalid network in allow-list entry {entry!r}") from exc
     return cleaned
 
 

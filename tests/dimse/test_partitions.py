@@ -23,6 +23,7 @@ from hounsfield.db import engine as db
 from hounsfield.dicomnet.operations import move
 from hounsfield.dicomnet.peer import Peer
 from hounsfield.dimse.server import DimseServer
+from hounsfield.errors import InvalidDataset
 from hounsfield.sites.devices import Device, add_device
 from tests.conftest import make_archive, make_settings
 from tests.dcmtk import StoreSCP, free_port
@@ -249,6 +250,23 @@ def test_caller_rules_per_partition(archive: Archive) -> None:
         assert _associate(server.port, "HOUNSFIELD", "STRANGER").is_established
     finally:
         server.stop(1)
+
+
+def test_allow_lists_by_network(archive: Archive) -> None:
+    """An allow-list entry may name a network (CIDR), and `*` any AE title from it."""
+    _add(archive, "CLINIC_N", accept_from=["*@127.0.0.0/8"])
+    _add(archive, "CLINIC_W", accept_from=["CT_W@10.20.0.0/16", "MR_W@127.0.0.1"])
+    server = DimseServer(archive)
+    server.start()
+    try:
+        assert _associate(server.port, "CLINIC_N", "ANYONE").is_established
+        assert _associate(server.port, "CLINIC_W", "MR_W").is_established
+        assert _associate(server.port, "CLINIC_W", "CT_W").is_rejected  # not from 10.20/16
+        assert _associate(server.port, "CLINIC_W", "ANYONE").is_rejected
+    finally:
+        server.stop(1)
+    with pytest.raises(InvalidDataset):
+        _add(archive, "CLINIC_X", accept_from=["CT@10.0.0.0/99"])
 
 
 def test_partition_on_its_own_port(archive: Archive) -> None:
