@@ -93,7 +93,7 @@ class Heartbeat:
         every = self.archive.settings.heartbeat_seconds
         next_at = time.monotonic() + every
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            next_at += every
+            next_at = max(next_at + every, time.monotonic())  # a slow beat is not made up
             try:
                 self.beat()
             except Exception:
