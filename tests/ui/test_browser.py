@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.study_files import study_pk
@@ -16,26 +16,21 @@ from hounsfield.scheduled import lock
 from hounsfield.scheduled.scheduler import ensure_services
 from hounsfield.sites.devices import Device, add_device
 from hounsfield.workqueue import admin
+from tests.browser import chromium
 from tests.conftest import make_archive, make_settings
 from tests.dcmtk import StoreSCP
 from tests.storage_helpers import store_variant
 from tests.ui.helpers import failed_item
 from tests.ui.live import serving
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium, as installed by `make browser-deps`."""
-    driver = sync_playwright().start()
-    chromium = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    try:
-        yield chromium
-    finally:
-        chromium.close()
-        driver.stop()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

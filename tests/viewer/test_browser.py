@@ -3,35 +3,22 @@ and the MONOCHROME1 radiographs (15 bits stored, Pixel Spacing 0\\0) that used t
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from hounsfield.archive.store import store
 from hounsfield.catalog import partitions
-from hounsfield.settings import Settings
 from hounsfield.storage.filemeta import split_part10
 from hounsfield.web.app import create_app
 from hounsfield.web.viewer.config import study_link
+from tests.browser import chromium, require_viewer
 from tests.live_http import live
 from tests.storage_helpers import part10_variant, store_variant
 from tests.viewer.conftest import sqlite_archive
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-VIEWER = Path(Settings.model_fields["viewer_dir"].default)
-# WebGL in a headless browser with no GPU: SwiftShader through ANGLE.
-FLAGS = [
-    "--no-sandbox",
-    "--use-gl=angle",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--ignore-gpu-blocklist",
-]
 FILES = (
     "CT_small.dcm",
     "RG1_UNCR.dcm",
@@ -69,8 +56,7 @@ THUMBNAIL = "[data-cy='study-browser-thumbnail'] img"
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A live node with one study per test file: its URL and the study UIDs by file name."""
-    if not (VIEWER / "index.html").is_file():
-        pytest.skip(f"OHIF is not installed in {VIEWER} (make viewer)")
+    require_viewer()
     archive = sqlite_archive(tmp_path_factory.mktemp("viewer-node"))
     studies = {name: store_variant(archive, name, n).study for n, name in enumerate(FILES)}
     with archive.engine.begin() as conn:
@@ -87,12 +73,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium driven by Playwright."""
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Chromium is not installed (make browser-deps)")
-    with playwright.sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium(webgl=True) as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +103,7 @@ def drawn(page: Any, selector: str, *, brighter_than: float = 0.0) -> dict[str, 
     }}"""
     try:
         return page.wait_for_function(ready, timeout=30_000, polling=250).json_value()
-    except playwright.TimeoutError:
+    except PlaywrightTimeout:
         stats = page.evaluate(PIXELS, selector)
         pytest.fail(f"{selector} stayed blank or dark: {stats}; page errors: {page.errors}")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +13,11 @@ import pytest
 from hounsfield.lifecycle.compress import compress_study_uid
 from hounsfield.web.app import create_app
 from hounsfield.web.viewer.config import study_link
+from tests.browser import chromium, require_viewer
 from tests.live_http import live
 from tests.storage_helpers import store_variant
 from tests.viewer.conftest import sqlite_archive
-from tests.viewer.test_browser import CHROMIUM, FLAGS, PIXELS, VIEWER, VIEWPORT
-
-playwright = pytest.importorskip("playwright.sync_api")
+from tests.viewer.test_browser import PIXELS, VIEWPORT
 
 RADIOGRAPH = "RG3_UNCR.dcm"  # 1760 x 1760, 10 bits: about 890 KB as .202
 WARM = "CT_small.dcm"  # opened first, unthrottled: bundles and the HTJ2K decoder cached
@@ -67,8 +65,7 @@ class Frames:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A live node with the radiograph and a small CT, both compressed to .202."""
-    if not (VIEWER / "index.html").is_file():
-        pytest.skip(f"OHIF is not installed in {VIEWER} (make viewer)")
+    require_viewer()
     archive = sqlite_archive(tmp_path_factory.mktemp("progressive-node"))
     studies = {name: store_variant(archive, name, 0).study for name in (RADIOGRAPH, WARM)}
     for uid in studies.values():
@@ -83,13 +80,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
 @pytest.fixture(scope="module")
 def context() -> Iterator[Any]:
     """One Chromium profile, so the second page finds OHIF and its decoders in the cache."""
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Chromium is not installed (make browser-deps)")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        ctx = browser.new_context(viewport={"width": 1280, "height": 860})
-        yield ctx
-        browser.close()
+    with chromium(webgl=True) as browser:
+        yield browser.new_context(viewport={"width": 1280, "height": 860})
 
 
 def _shown(page: Any) -> bool:
