@@ -176,3 +176,10 @@ class UserExists(ArchiveError):
 
     dimse_status = 0xC000
     http_status = 409
+
+
+class InvalidRequest(ArchiveError):
+    """A request's parameters cannot be understood."""
+
+    dimse_status = 0xC000
+    http_status = 400

@@ -41,6 +41,7 @@ class PartitionConfig(BaseModel):
 
     ae_title: str
     port: int | None = Field(default=None, ge=1, le=65535)
+    tls_port: int | None = Field(default=None, ge=1, le=65535)  # its own DICOM TLS port
     description: str = ""
     duplicate_policy: DuplicatePolicy | None = None  # None: the node's setting
     caller_policy: CallerPolicy | None = None
@@ -185,6 +186,17 @@ class Settings(BaseSettings):
     alert_keep_days: float = 30.0
     alert_archive: bool = False
     app_log_keep_days: float = 2.0
+    # The audit trail: kept in the database for `audit_keep_days` (each finished day is also
+    # archived to a zip on the lowest tier); alike stores and retrieves of one caller and study
+    # within `audit_coalesce_seconds` make one record. `audit_syslog`: also send every record
+    # as a DICOM audit message (PS3.15 A.5) in RFC 5424 syslog to tls://HOST:6514 (RFC 5425),
+    # tcp://HOST:514 or udp://HOST:514; over TLS the collector's certificate is checked against
+    # `audit_syslog_ca_file` (else `tls_ca_file`, else the system's CAs) and the node offers
+    # `tls_cert_file` as its client certificate.
+    audit_keep_days: float = Field(default=400.0, gt=0)
+    audit_coalesce_seconds: float = Field(default=5.0, ge=0)
+    audit_syslog: str | None = None
+    audit_syslog_ca_file: Path | None = None
 
     # Who may call over HTTP: "remote" (default) lets loopback clients in unauthenticated and
     # asks everyone else to log in; "always" asks everyone; "never" asks no one. /health and
@@ -192,6 +204,11 @@ class Settings(BaseSettings):
     # every client looks like the loopback: use "always" there.
     http_auth: Literal["remote", "always", "never"] = "remote"
     web_session_hours: float = Field(default=12.0, gt=0)  # a login's lifetime
+    # After `login_max_failures` failed logins of one user name from one address within
+    # `login_lock_seconds`, that name may not log in from there until the time has passed (an
+    # address trying many names: after ten times as many); other addresses are not locked out.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lock_seconds: float = Field(default=300.0, gt=0)
     # OpenID Connect bearer tokens (JWT): accepted when an issuer is set, checked against the
     # keys at `oidc_jwks_url` or in `oidc_key_file` (PEM public key); the claim `oidc_role_claim`
     # names the role (or a list holding one), `oidc_partitions_claim` the partitions.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
+from hounsfield.audit import trail as audit
 from hounsfield.catalog import partitions
 from hounsfield.catalog.parents import ParentCache
 from hounsfield.catalog.partitions import Partition
@@ -107,7 +108,8 @@ class Archive:
             self._routes = (-1e9, frozenset())
 
     def close(self) -> None:
-        """Release the database pool."""
+        """Write the audit trail held, and release the database pool."""
+        audit.close(self.engine)
         self.engine.dispose()
 
 
@@ -120,6 +122,7 @@ def open_archive(settings: Settings, *, check_schema: bool = True) -> Archive:
     with db.write(engine) as conn:
         get_or_insert(conn, partition, {"ae_title": settings.ae_title}, {"description": ""})
         ensure_filesystem(conn, settings.storage_dir, settings.storage_capacity_bytes)
+    audit.node_trail(engine, settings)
     return Archive(
         settings=settings,
         engine=engine,

@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.metadata import invalidate
+from hounsfield.audit.trail import record
 from hounsfield.catalog.partitions import Partition
 from hounsfield.catalog.unindex import remove_instance_rows
 from hounsfield.db import engine as db
-from hounsfield.db.tables import filesystem, instance, series, study
+from hounsfield.db.tables import filesystem, instance, patient, series, study
 from hounsfield.errors import NotFound
 from hounsfield.storage.atomic import remove_quietly
 from hounsfield.uids import check_uid
@@ -54,6 +55,11 @@ def remove(
             raise NotFound(
                 f"nothing stored under {'/'.join(u for u in (study_uid, series_uid, sop_uid) if u)}"
             )
+        who = conn.execute(
+            select(patient.c.patient_id, patient.c.patient_name)
+            .join(study, study.c.patient_pk == patient.c.pk)
+            .where(study.c.partition_pk == partition_pk, study.c.study_iuid == study_uid)
+        ).first()
         removed = [f for pk in pks for f in remove_instance_rows(conn, pk)]
         fs_pks = dict(conn.execute(select(filesystem.c.path, filesystem.c.pk)).all())
     invalidate(archive, title, study_uid)
@@ -61,5 +67,16 @@ def remove(
         remove_quietly(Path(old.filesystem_path) / old.path)
         if old.filesystem_path in fs_pks:
             archive.filesystems.account(fs_pks[old.filesystem_path], -old.size)
+    what = "study" if series_uid is None else "series" if sop_uid is None else "instance"
+    record(
+        archive.engine,
+        "delete",
+        partition=title,
+        study_uid=study_uid,
+        count=len(pks),
+        patient_id=who[0] if who else "",
+        patient_name=who[1] if who else "",
+        detail=f"{what} {sop_uid or series_uid or study_uid}",
+    )
     log.info("removed %d instances under %s", len(pks), study_uid)
     return len(pks)

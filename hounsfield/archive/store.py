@@ -22,13 +22,15 @@ from sqlalchemy.exc import IntegrityError
 from hounsfield.archive.context import Archive
 from hounsfield.archive.metadata import invalidate as invalidate_metadata
 from hounsfield.archive.mirroring import MirrorWrite
+from hounsfield.audit.events import MINOR_FAILURE, SUCCESS
+from hounsfield.audit.trail import record
 from hounsfield.catalog.index import Existing, StoredFile, find_existing, index_object
 from hounsfield.catalog.parse import normalize_date, parse_header, required_uids
 from hounsfield.catalog.parse import text as attr
 from hounsfield.catalog.partitions import Partition
 from hounsfield.catalog.unindex import RemovedFile, remove_instance_rows
 from hounsfield.db import engine as db
-from hounsfield.errors import DuplicateRejected, SOPMismatch, VirtualPartition
+from hounsfield.errors import ArchiveError, DuplicateRejected, SOPMismatch, VirtualPartition
 from hounsfield.storage.atomic import CHECKSUM, remove_quietly, write_atomic
 from hounsfield.storage.filemeta import dataset_offset, file_meta_bytes
 from hounsfield.storage.layout import object_path, write_token
@@ -75,15 +77,75 @@ def store(
     expected_class: str | None = None,
     expected_instance: str | None = None,
 ) -> StoreResult:
-    """Store one dataset (bytes as received, no File Meta); durable before it returns."""
+    """Store one dataset (bytes as received, no File Meta); durable before it returns.
+    Recorded in the audit trail as done by the current actor (see `audit.events`)."""
+    seen = _Seen()
+    try:
+        result = _store(
+            archive,
+            transfer_syntax,
+            data,
+            seen,
+            calling_ae=calling_ae,
+            partition=partition,
+            expected_class=expected_class,
+            expected_instance=expected_instance,
+        )
+    except Exception as exc:
+        why = exc.message if isinstance(exc, ArchiveError) else type(exc).__name__
+        seen.record(archive, MINOR_FAILURE, f"refused: {why}"[:200])
+        raise
+    seen.record(archive, SUCCESS, "")
+    return result
+
+
+@dataclass
+class _Seen:
+    """Whose object a store was, as far as it got (for its audit record)."""
+
+    partition: str = ""
+    patient_id: str = ""
+    patient_name: str = ""
+    study_uid: str = ""
+
+    def record(self, archive: Archive, outcome: int, detail: str) -> None:
+        """One more instance in the audit record of this caller's stores to the study."""
+        record(
+            archive.engine,
+            "store",
+            coalesce=True,
+            outcome=outcome,
+            partition=self.partition,
+            patient_id=self.patient_id,
+            patient_name=self.patient_name,
+            study_uid=self.study_uid,
+            count=1,
+            detail=detail,
+        )
+
+
+def _store(
+    archive: Archive,
+    transfer_syntax: str,
+    data: bytes,
+    seen: _Seen,
+    *,
+    calling_ae: str,
+    partition: Partition | str | None,
+    expected_class: str | None,
+    expected_instance: str | None,
+) -> StoreResult:
     parsed = parse_header(data, transfer_syntax)
     ds = parsed.dataset
+    seen.patient_id, seen.patient_name = attr(ds, "PatientID"), attr(ds, "PatientName")
     sop_class, sop_instance, study_uid, series_uid = required_uids(ds)
+    seen.study_uid = study_uid
     if expected_class and expected_class != sop_class:
         raise SOPMismatch(f"dataset SOP Class {sop_class} differs from the request's")
     if expected_instance and expected_instance != sop_instance:
         raise SOPMismatch(f"dataset SOP Instance {sop_instance} differs from the request's")
     part = archive.resolve(partition)
+    seen.partition = part.ae_title
     if part.virtual:
         raise VirtualPartition(f"{part.ae_title} is virtual: store to one of its members")
     date = normalize_date(attr(ds, "StudyDate"))

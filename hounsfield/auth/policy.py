@@ -17,13 +17,14 @@ Permission = Literal[
     "admin.read",
     "admin.write",
     "users",
+    "audit",
 ]
 ALL_PARTITIONS = "*"
 
 _EVERYTHING: frozenset[str] = frozenset(get_args(Permission))
 _GRANTS: dict[str, frozenset[str]] = {
     "admin": _EVERYTHING,
-    "operator": _EVERYTHING - {"users"},
+    "operator": _EVERYTHING - {"users", "audit"},
     "radiologist": frozenset({"dicomweb.read", "viewer", "ui.read"}),
     "api": frozenset({"dicomweb.read", "dicomweb.store"}),
 }

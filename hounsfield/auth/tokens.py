@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, insert, select, update
 from sqlalchemy.engine import Engine, RowMapping
 
+from hounsfield.audit.config import config_changed
 from hounsfield.auth.hashing import digest, new_secret
 from hounsfield.auth.users import User, by_pk, get
 from hounsfield.db import engine as db
@@ -82,6 +83,7 @@ def create(
             )
             .returning(api_token.c.pk)
         ).scalar_one()
+    config_changed(engine, f"API token {pk} ({name.strip()}) of user {owner.name} created")
     return Token(pk, owner.name, name.strip(), now, expires, None, None), secret
 
 
@@ -113,6 +115,7 @@ def revoke(engine: Engine, pk: int) -> None:
             and not conn.execute(select(api_token.c.pk).where(api_token.c.pk == pk)).first()
         ):
             raise NotFound(f"no API token {pk}")
+    config_changed(engine, f"API token {pk} revoked")
 
 
 def verify(engine: Engine, secret: str) -> User | None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from hounsfield.audit.config import config_changed
 from hounsfield.auth.hashing import check_password, hash_password, needs_rehash
 from hounsfield.auth.policy import ALL_PARTITIONS, ROLES, Principal, parse_partitions
 from hounsfield.db import engine as db
@@ -78,7 +79,9 @@ def add(
                 disabled=False,
             )
         )
-        return get(conn, name)
+        made = get(conn, name)
+    config_changed(engine, f"user {name} added ({role}, partitions {stored})")
+    return made
 
 
 def get(conn: Connection, name: str) -> User:
@@ -109,6 +112,7 @@ def remove(engine: Engine, name: str) -> None:
         conn.execute(delete(api_token).where(api_token.c.user_pk == pk))
         conn.execute(delete(web_session).where(web_session.c.user_pk == pk))
         conn.execute(delete(user).where(user.c.pk == pk))
+    config_changed(engine, f"user {name} removed")
 
 
 def passwd(engine: Engine, name: str, password: str) -> None:
@@ -120,6 +124,7 @@ def passwd(engine: Engine, name: str, password: str) -> None:
             update(user).where(user.c.pk == pk).values(password_hash=hash_password(password))
         )
         conn.execute(delete(web_session).where(web_session.c.user_pk == pk))
+    config_changed(engine, f"password of user {name} changed")
 
 
 def verify(engine: Engine, name: str, password: str) -> User | None:

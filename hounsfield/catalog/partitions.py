@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from hounsfield.audit.config import config_changed, differs
 from hounsfield.db.tables import device, forward, partition, study
 from hounsfield.errors import InvalidDataset, NotFound, PartitionNotEmpty
 from hounsfield.settings import CallerPolicy, DuplicatePolicy, PartitionConfig, Settings
@@ -43,6 +44,7 @@ class Partition:
     members: tuple[str, ...] = ()
     cache_to: str | None = None
     member_timeout: float | None = None
+    tls_port: int | None = None  # its own DICOM TLS port (the node's certificate)
 
     @property
     def virtual(self) -> bool:
@@ -55,6 +57,7 @@ class Partition:
             "ae_title": self.ae_title,
             "description": self.description,
             "port": self.port,
+            "tls_port": self.tls_port,
             "duplicate_policy": self.duplicate_policy,
             "caller_policy": self.caller_policy,
             "accept_from": list(self.accept_from),
@@ -132,6 +135,7 @@ def from_row(row: Any, settings: Settings) -> Partition:
         members=tuple(json.loads(row.members or "[]")),
         cache_to=row.cache_to,
         member_timeout=row.member_timeout,
+        tls_port=row.tls_port,
     )
 
 
@@ -146,6 +150,7 @@ def add(
     ae_title: str,
     *,
     port: int | None = None,
+    tls_port: int | None = None,
     description: str = "",
     duplicate_policy: str | None = None,
     caller_policy: str | None = None,
@@ -158,10 +163,10 @@ def add(
     """Create a partition; InvalidDataset if its AE title or port is taken or a value is off.
     A virtual partition names its members (local partitions, "device:AE" peers)."""
     ae_title = check_ae_title(ae_title)
-    values = _checked(port, duplicate_policy, caller_policy, accept_from)
+    values = _checked(port, duplicate_policy, caller_policy, accept_from, tls_port)
     if conn.scalar(select(partition.c.pk).where(partition.c.ae_title == ae_title)) is not None:
         raise InvalidDataset(f"a partition with AE title {ae_title!r} exists")
-    _check_port_free(conn, port, None)
+    _check_ports_free(conn, values, None)
     values.update(_virtual(conn, ae_title, kind, members or [], cache_to, member_timeout))
     values.setdefault("accept_from", "[]")
     pk = conn.scalar(
@@ -169,6 +174,7 @@ def add(
         .values(ae_title=ae_title, description=description, **values)
         .returning(partition.c.pk)
     )
+    config_changed(conn.engine, f"partition {ae_title} added")
     return int(pk)  # type: ignore[arg-type]
 
 
@@ -181,15 +187,15 @@ def change(conn: Connection, ae_title: str, **fields: Any) -> None:
         fields.get("duplicate_policy"),
         fields.get("caller_policy"),
         fields.get("accept_from"),
+        fields.get("tls_port"),
     )
     values = {k: v for k, v in values.items() if k in fields}
-    for key in ("port", "duplicate_policy", "caller_policy"):
+    for key in ("port", "tls_port", "duplicate_policy", "caller_policy"):
         if key in fields and fields[key] is None:
             values[key] = None
     if "description" in fields:
         values["description"] = fields["description"] or ""
-    if "port" in values:
-        _check_port_free(conn, values["port"], pk)
+    _check_ports_free(conn, values, pk)
     virtual_fields = ("members", "cache_to", "member_timeout")
     if any(key in fields for key in virtual_fields):
         row = conn.execute(select(partition).where(partition.c.pk == pk)).one()
@@ -203,8 +209,10 @@ def change(conn: Connection, ae_title: str, **fields: Any) -> None:
                 fields.get("member_timeout", row.member_timeout),
             )
         )
-    if values:
+    before = conn.execute(select(partition).where(partition.c.pk == pk)).mappings().one()
+    if values and differs(before, values):
         conn.execute(update(partition).where(partition.c.pk == pk).values(**values))
+        config_changed(conn.engine, f"partition {ae_title} changed: {', '.join(sorted(values))}")
 
 
 def remove(conn: Connection, ae_title: str, default_ae: str) -> None:
@@ -228,6 +236,7 @@ def remove(conn: Connection, ae_title: str, default_ae: str) -> None:
             raise PartitionNotEmpty(f"virtual partition {title} uses {ae_title}")
     conn.execute(delete(forward).where(forward.c.partition_pk == pk))  # its forwards' history
     conn.execute(delete(partition).where(partition.c.pk == pk))
+    config_changed(conn.engine, f"partition {ae_title} removed")
 
 
 def apply_declared(conn: Connection, declared: list[PartitionConfig]) -> None:
@@ -236,6 +245,7 @@ def apply_declared(conn: Connection, declared: list[PartitionConfig]) -> None:
     for cfg in sorted(declared, key=lambda c: c.kind == VIRTUAL):
         fields: dict[str, Any] = {
             "port": cfg.port,
+            "tls_port": cfg.tls_port,
             "description": cfg.description,
             "duplicate_policy": cfg.duplicate_policy,
             "caller_policy": cfg.caller_policy,
@@ -265,12 +275,16 @@ def _checked(
     duplicate_policy: str | None,
     caller_policy: str | None,
     accept_from: list[str] | None,
+    tls_port: int | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    if port is not None:
-        if not 1 <= int(port) <= 65535:
-            raise InvalidDataset(f"invalid port {port}")
-        values["port"] = int(port)
+    for key, number in (("port", port), ("tls_port", tls_port)):
+        if number is not None:
+            if not 1 <= int(number) <= 65535:
+                raise InvalidDataset(f"invalid port {number}")
+            values[key] = int(number)
+    if port is not None and port == tls_port:
+        raise InvalidDataset(f"port {port} cannot be both the plain and the TLS port")
     if duplicate_policy is not None:
         if duplicate_policy not in DUPLICATE_POLICIES:
             raise InvalidDataset(f"duplicate policy must be one of {', '.join(DUPLICATE_POLICIES)}")
@@ -325,11 +339,16 @@ def _virtual(
     }
 
 
-def _check_port_free(conn: Connection, port: int | None, own_pk: int | None) -> None:
-    if port is None:
-        return
-    holder = conn.execute(
-        select(partition.c.pk, partition.c.ae_title).where(partition.c.port == port)
-    ).first()
-    if holder is not None and holder.pk != own_pk:
-        raise InvalidDataset(f"port {port} is already the port of partition {holder.ae_title}")
+def _check_ports_free(conn: Connection, values: dict[str, Any], own_pk: int | None) -> None:
+    """No other partition has the plain or TLS port given in `values` as either of its own."""
+    for key in ("port", "tls_port"):
+        number = values.get(key)
+        if number is None:
+            continue
+        holder = conn.execute(
+            select(partition.c.pk, partition.c.ae_title).where(
+                (partition.c.port == number) | (partition.c.tls_port == number)
+            )
+        ).first()
+        if holder is not None and holder.pk != own_pk:
+            raise InvalidDataset(f"port {number} is already a port of partition {holder.ae_title}")

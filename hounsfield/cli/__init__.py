@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
+from hounsfield.audit.events import command_line_actor, set_actor
 from hounsfield.cli import (
     alerts,
+    audit,
     client,
     cluster,
     compress,
@@ -51,6 +53,7 @@ def main(
     )
     logging.getLogger("pynetdicom").setLevel(logging.DEBUG if verbose else logging.WARNING)
     output.use_settings(load_settings(config))
+    set_actor(command_line_actor())  # what a command changes is recorded as done by its user
 
 
 app.command("serve")(serve.serve)
@@ -70,6 +73,7 @@ for _group, _name in (
     (partitions.app, "partition"),
     (metadata.app, "metadata"),
     (alerts.app, "alerts"),
+    (audit.app, "audit"),
     (queue.app, "queue"),
     (filesystems.app, "filesystem"),
     (rules.app, "rule"),

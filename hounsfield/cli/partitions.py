@@ -14,6 +14,9 @@ app = typer.Typer(help="Partitions: own AE title, port and policies.", no_args_i
 _DEFAULT = "default"
 
 PortOpt = Annotated[int | None, typer.Option(help="The partition's own DIMSE port.")]
+TlsPortOpt = Annotated[
+    int | None, typer.Option(help="The partition's own DICOM TLS port (the node's certificate).")
+]
 DescOpt = Annotated[str | None, typer.Option(help="Free text.")]
 DupOpt = Annotated[
     str | None,
@@ -54,6 +57,7 @@ def _accept(value: str) -> list[str]:
 def partition_add(
     ae_title: str,
     port: PortOpt = None,
+    tls_port: TlsPortOpt = None,
     description: DescOpt = None,
     duplicate_policy: DupOpt = None,
     caller_policy: CallerOpt = None,
@@ -71,6 +75,7 @@ def partition_add(
             conn,
             ae_title,
             port=port,
+            tls_port=tls_port,
             description=description or "",
             duplicate_policy=_policy(duplicate_policy),
             caller_policy=_policy(caller_policy),
@@ -89,6 +94,10 @@ def partition_set(
     ae_title: str,
     port: PortOpt = None,
     no_port: Annotated[bool, typer.Option("--no-port", help="Drop the own port.")] = False,
+    tls_port: TlsPortOpt = None,
+    no_tls_port: Annotated[
+        bool, typer.Option("--no-tls-port", help="Drop the own TLS port.")
+    ] = False,
     description: DescOpt = None,
     duplicate_policy: DupOpt = None,
     caller_policy: CallerOpt = None,
@@ -103,6 +112,8 @@ def partition_set(
     fields: dict[str, Any] = {}
     if port is not None or no_port:
         fields["port"] = None if no_port else port
+    if tls_port is not None or no_tls_port:
+        fields["tls_port"] = None if no_tls_port else tls_port
     if description is not None:
         fields["description"] = description
     if duplicate_policy is not None:
@@ -139,11 +150,21 @@ def partition_list(as_json: JsonOpt = False) -> None:
         print_json(p.to_dict() for p in found)
         return
     rows_table(
-        ("AE title", "port", "duplicates", "callers", "accept from", "members", "description"),
+        (
+            "AE title",
+            "port",
+            "TLS port",
+            "duplicates",
+            "callers",
+            "accept from",
+            "members",
+            "description",
+        ),
         (
             (
                 p.ae_title,
                 str(p.port) if p.port is not None else "-",
+                str(p.tls_port) if p.tls_port is not None else "-",
                 _shown(p.duplicate_policy, p.own_duplicate_policy),
                 _shown(p.caller_policy, p.own_caller_policy),
                 ", ".join(p.accept_from) or "anyone",

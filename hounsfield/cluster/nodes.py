@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from hounsfield.audit.config import config_changed
 from hounsfield.db import engine as db
 from hounsfield.db.tables import node, work_item
 from hounsfield.db.upsert import get_or_insert
@@ -146,6 +147,7 @@ def set_draining(engine: Engine, name: str, on: bool) -> None:
             update(node).where(node.c.name == name[:64]).values(draining=on)
         ).rowcount:
             raise NotFound(f"no node named {name!r}")
+    config_changed(engine, f"node {name} {'drains' if on else 'serves again'}")
 
 
 def forget(engine: Engine, name: str) -> None:
@@ -153,6 +155,7 @@ def forget(engine: Engine, name: str) -> None:
     with db.write(engine) as conn:
         if not conn.execute(node.delete().where(node.c.name == name[:64])).rowcount:
             raise NotFound(f"no node named {name!r}")
+    config_changed(engine, f"node {name} forgotten")
 
 
 def list_nodes(engine: Engine, beat: float, down: float) -> list[NodeRow]:

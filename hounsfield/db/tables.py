@@ -42,6 +42,7 @@ partition = Table(
     Column("ae_title", String(16), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
     Column("port", Integer, nullable=True),
+    Column("tls_port", Integer, nullable=True),  # its own DICOM TLS port
     Column("duplicate_policy", String(16), nullable=True),
     Column("caller_policy", String(16), nullable=True),
     # JSON list of "AE" or "AE@host" entries allowed to call; empty: any (per caller_policy).
@@ -501,4 +502,27 @@ web_session = Table(
     Column("user_pk", ForeignKey("user.pk", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# The audit trail: who (user or calling AE title, address), what (event, patient, study, how
+# many instances), when, outcome (0 success, 4 minor, 8 serious, 12 major failure).
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("event", String(32), nullable=False, index=True),
+    Column("outcome", Integer, nullable=False),
+    Column("user_name", String(128), nullable=False, index=True),
+    Column("ae_title", String(16), nullable=False),
+    Column("remote_host", String(64), nullable=False),
+    Column("called", String(64), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("partition", String(16), nullable=False),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("patient_name", String(324), nullable=False),
+    Column("study_iuid", String(64), nullable=False, index=True),
+    Column("count", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("node", String(64), nullable=False),
 )

@@ -117,26 +117,27 @@ class _Handshaking:
 
     tls: ssl.SSLContext | None = None
     handshake_timeout: float = 30.0
-    tls_port: int | None = None  # only connections to this local port; None: every one
-    on_refused: Callable[[], None] | None = None  # a connection ended in its handshake
+    tls_ports: frozenset[int] | None = None  # only connections to these local ports; None: all
+    # a connection ended in its handshake: (client address, why)
+    on_refused: Callable[[Any, str], None] | None = None
 
     def is_tls(self, request: socket.socket) -> bool:
         """Whether this connection speaks TLS."""
         if self.tls is None:
             return False
-        if self.tls_port is None:
+        if self.tls_ports is None:
             return True
         try:
-            return int(request.getsockname()[1]) == self.tls_port
+            return int(request.getsockname()[1]) in self.tls_ports
         except OSError:
             return False
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         if isinstance(request, socket.socket) and self.is_tls(request):
             wrapped = handshake(self.tls, request, self.handshake_timeout, client_address)
-            if wrapped is None:
+            if isinstance(wrapped, str):
                 if self.on_refused is not None:
-                    self.on_refused()
+                    self.on_refused(client_address, wrapped)
                 return
             request = wrapped
         super().process_request_thread(request, client_address)  # type: ignore[misc]
@@ -144,9 +145,9 @@ class _Handshaking:
 
 def handshake(
     context: Any, request: socket.socket, timeout: float, client_address: Any
-) -> ssl.SSLSocket | None:
-    """`request` after a server-side handshake within `timeout` seconds, or None (logged,
-    closed) when it failed."""
+) -> ssl.SSLSocket | str:
+    """`request` after a server-side handshake within `timeout` seconds, or why it failed
+    (logged, closed)."""
     current: socket.socket = request
     try:
         request.settimeout(timeout)
@@ -158,7 +159,7 @@ def handshake(
     except (OSError, ValueError) as exc:
         log.warning("TLS handshake with %s failed: %s", _host(client_address), exc)
         current.close()
-        return None
+        return f"TLS handshake failed: {exc}"
 
 
 def _host(client_address: Any) -> str:

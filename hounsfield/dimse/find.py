@@ -11,12 +11,15 @@ from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Root, find
+from hounsfield.audit.events import MINOR_FAILURE, SUCCESS
+from hounsfield.audit.trail import record
+from hounsfield.dimse.audit import act_as_caller, query_keys, subject
 from hounsfield.dimse.partition import called_partition
 from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import LATENCY
 from hounsfield.sites.virtual import virtual_find
 
-CANCEL, PENDING, SUCCESS = 0xFE00, 0xFF00, 0x0000
+CANCEL, PENDING, STATUS_SUCCESS = 0xFE00, 0xFF00, 0x0000
 
 
 def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset | None]]:
@@ -24,9 +27,12 @@ def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset |
     started = time.perf_counter()
     model = str(event.request.AffectedSOPClassUID)
     root: Root = "patient" if model == PatientRootQueryRetrieveInformationModelFind else "study"
+    act_as_caller(event)
+    identifier, title, matches, outcome = None, "", 0, MINOR_FAILURE
     try:
         identifier = event.identifier
         part = called_partition(archive, event)
+        title = part.ae_title
         results = (
             virtual_find(archive, identifier, part, root=root)
             if part.virtual
@@ -34,11 +40,26 @@ def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset |
         )
         for ds in results:
             if event.is_cancelled:
+                outcome = SUCCESS
                 yield CANCEL, None
                 return
+            matches += 1
             yield PENDING, ds
+        outcome = SUCCESS
     except Exception as exc:
         yield query_failure("c_find", exc), None
         return
+    finally:
+        patient_id, study_uid = subject(identifier)
+        record(
+            archive.engine,
+            "query",
+            outcome=outcome,
+            partition=title,
+            patient_id=patient_id,
+            study_uid=study_uid,
+            count=matches,
+            detail=query_keys(identifier),
+        )
     LATENCY.labels("c_find").observe(time.perf_counter() - started)
-    yield SUCCESS, None
+    yield STATUS_SUCCESS, None

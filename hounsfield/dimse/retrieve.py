@@ -20,10 +20,13 @@ from pynetdicom.presentation import PresentationContext
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate
 from hounsfield.archive.retrieve import Plan, plan
+from hounsfield.audit.events import MINOR_FAILURE, SUCCESS
+from hounsfield.audit.trail import record
 from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet.contexts import query_contexts, storage_contexts
 from hounsfield.dicomnet.rawsend import StoredFile
 from hounsfield.dicomnet.scu import VERIFICATION, associate
+from hounsfield.dimse.audit import act_as_caller, subject
 from hounsfield.dimse.partition import called_partition
 from hounsfield.dimse.status import query_failure
 from hounsfield.metrics import BYTES_SENT, INSTANCES_SENT, LATENCY
@@ -44,18 +47,49 @@ def _accepted(assoc: Association, role: str) -> dict[str, set[str]]:
     return out
 
 
+@contextmanager
+def _audited(archive: Archive, event: Event, part: Partition, what: str) -> Iterator[list[int]]:
+    """Record the retrieve in the audit trail when it ends: [offered, failed] counts."""
+    act_as_caller(event)
+    counts = [0, 0]
+    outcome = MINOR_FAILURE
+    try:
+        yield counts
+        outcome = SUCCESS if counts[1] == 0 else MINOR_FAILURE
+    finally:
+        try:
+            patient_id, study_uid = subject(event.identifier)
+        except Exception:
+            patient_id = study_uid = ""
+        detail = what if not counts[1] else f"{what}; {counts[1]} not sent"
+        record(
+            archive.engine,
+            "retrieve",
+            outcome=outcome,
+            partition=part.ae_title,
+            count=counts[0] - counts[1],
+            patient_id=patient_id,
+            study_uid=study_uid,
+            detail=detail,
+        )
+
+
 def _items(
     event: Event,
     matches: Iterable[Located | Missing],
     accepted: dict[str, set[str]],
     service: str,
+    counts: list[int] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """The (status, path-or-dataset) yields for each match, honouring C-CANCEL; an object
-    that cannot be sent (or that a virtual partition's member did not deliver) fails."""
+    that cannot be sent (or that a virtual partition's member did not deliver) fails.
+    `counts` gets [offered, failed] added."""
+    counts = counts if counts is not None else [0, 0]
     for located in matches:
         if event.is_cancelled:
             yield CANCEL, None
             return
+        counts[0] += 1
         try:
             if isinstance(located, Missing):
                 raise LookupError(f"{located.sop_instance} not fetched: {located.reason}")
@@ -65,6 +99,7 @@ def _items(
             failed = Dataset()
             failed.SOPInstanceUID = located.sop_instance
             failed.SOPClassUID = located.sop_class
+            counts[1] += 1
             yield PENDING, failed  # pynetdicom counts a dataset it cannot send as failed
             continue
         INSTANCES_SENT.labels(service).inc()
@@ -108,15 +143,18 @@ def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
     """C-GET: the objects go back over the requesting association."""
     started = time.perf_counter()
     part = called_partition(archive, event)
-    try:
-        found = _found(archive, event.identifier, part)
-    except Exception as exc:
-        yield 0
-        yield query_failure("c_get", exc), None
-        return
-    yield len(found.local) + len(found.remote)
-    with found.objects(archive, part) as objects:
-        yield from _items(event, objects, _accepted(event.assoc, "scu"), "c_get")
+    with _audited(archive, event, part, "C-GET") as counts:
+        try:
+            found = _found(archive, event.identifier, part)
+        except Exception as exc:
+            counts[1] += 1
+            yield 0
+            yield query_failure("c_get", exc), None
+            return
+        yield len(found.local) + len(found.remote)
+        with found.objects(archive, part) as objects:
+            accepted = _accepted(event.assoc, "scu")
+            yield from _items(event, objects, accepted, "c_get", counts)
     LATENCY.labels("c_get").observe(time.perf_counter() - started)
 
 
@@ -139,6 +177,14 @@ def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
         device = None
     if device is None:
         log.warning("C-MOVE to unknown destination %r refused", destination)
+        act_as_caller(event)
+        record(
+            archive.engine,
+            "retrieve",
+            outcome=MINOR_FAILURE,
+            partition=called_partition(archive, event).ae_title,
+            detail=f"C-MOVE to unknown destination {destination!r} refused",
+        )
         yield None, None  # pynetdicom answers 0xA801 Move Destination unknown
         return
     partition = called_partition(archive, event)
@@ -152,13 +198,15 @@ def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
         return link.assoc
 
     yield device.host, device.port, {"opener": _open}
-    try:
-        found = _found(archive, event.identifier, partition)
-    except Exception as exc:
-        query_failure("c_move", exc)  # logged and counted; pynetdicom answers 0xC513
-        raise
-    yield len(found.local) + len(found.remote)
-    accepted = _accepted(holder["assoc"], "scu") if "assoc" in holder else {}
-    with found.objects(archive, partition) as objects:
-        yield from _items(event, objects, accepted, "c_move")
+    with _audited(archive, event, partition, f"C-MOVE to {destination}") as counts:
+        try:
+            found = _found(archive, event.identifier, partition)
+        except Exception as exc:
+            counts[1] += 1
+            query_failure("c_move", exc)  # logged and counted; pynetdicom answers 0xC513
+            raise
+        yield len(found.local) + len(found.remote)
+        accepted = _accepted(holder["assoc"], "scu") if "assoc" in holder else {}
+        with found.objects(archive, partition) as objects:
+            yield from _items(event, objects, accepted, "c_move", counts)
     LATENCY.labels("c_move").observe(time.perf_counter() - started)

@@ -26,6 +26,8 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from hounsfield.archive.context import Archive
+from hounsfield.audit.events import MINOR_FAILURE, Actor
+from hounsfield.audit.trail import record
 from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet.admission import (
     CALLED_AE_NOT_RECOGNISED,
@@ -38,15 +40,17 @@ from hounsfield.dicomnet.handoff import DispatchingServer, HandedServer, LoadBoa
 from hounsfield.dicomnet.nodelay import set_nodelay
 from hounsfield.dicomnet.serving import ServingAE
 from hounsfield.dicomnet.tls import TlsHandedServer, TlsListener, server_context
+from hounsfield.dimse.audit import caller
 from hounsfield.dimse.commitment import handle_action, handle_event_report
 from hounsfield.dimse.find import handle_find
-from hounsfield.dimse.partition import set_partition
+from hounsfield.dimse.partition import called_partition, set_partition
 from hounsfield.dimse.retrieve import handle_get, handle_move
 from hounsfield.dimse.store import handle_store
 from hounsfield.metrics import ACTIVE_ASSOCIATIONS, ASSOCIATIONS
 from hounsfield.sites.devices import list_devices
 
 log = logging.getLogger(__name__)
+_REFUSAL_RECORDED = "_hounsfield_refusal_recorded"
 
 QUERY_RETRIEVE = (
     PatientRootQueryRetrieveInformationModelFind,
@@ -114,27 +118,52 @@ class Admission:
     def __call__(
         self, assoc: Association, calling: str, called: str, host: str, port: int
     ) -> Rejection | None:
+        actor = caller(assoc, calling, host, called)
         if self.draining is not None and self.draining():
             log.info("association from %r refused: this node is draining", calling)
-            return TEMPORARY_CONGESTION
+            return self._refused(assoc, actor, TEMPORARY_CONGESTION, "this node is draining")
         part = self.partition_for(called, port)
         if part is None:
             log.warning("association from %r to unknown AE title %r refused", calling, called)
-            return CALLED_AE_NOT_RECOGNISED
+            why = f"called AE title {called!r} unknown"
+            return self._refused(assoc, actor, CALLED_AE_NOT_RECOGNISED, why)
         if part.caller_policy == "known" and calling not in self.known_devices():
             log.warning("association from unknown AE %r to %s refused", calling, part.ae_title)
-            return CALLING_AE_NOT_RECOGNISED
+            why = f"calling AE title {calling!r} is not a known device"
+            return self._refused(assoc, actor, CALLING_AE_NOT_RECOGNISED, why, part.ae_title)
         if not part.accepts(calling, host):
             log.warning("association from %r@%s to %s refused", calling, host, part.ae_title)
-            return CALLING_AE_NOT_RECOGNISED
+            why = f"{calling!r} from {host} is not on the partition's allow-list"
+            return self._refused(assoc, actor, CALLING_AE_NOT_RECOGNISED, why, part.ae_title)
         set_partition(assoc, part)
         return None
+
+    def _refused(
+        self,
+        assoc: Association,
+        actor: Actor,
+        rejection: Rejection,
+        why: str,
+        partition: str = "",
+    ) -> Rejection:
+        """Record a refusal in the audit trail and give it back."""
+        setattr(assoc, _REFUSAL_RECORDED, True)
+        engine = self.archive.engine
+        record(
+            engine,
+            "association-refused",
+            actor=actor,
+            outcome=MINOR_FAILURE,
+            partition=partition,
+            detail=why,
+        )
+        return rejection
 
     def partition_for(self, called: str, port: int) -> Partition | None:
         """The partition an association to `called` on local `port` speaks to, if any."""
         archive = self.archive
         parts = archive.partitions()
-        on_port = next((p for p in parts if p.port is not None and p.port == port), None)
+        on_port = next((p for p in parts if port and port in (p.port, p.tls_port)), None)
         if on_port is not None:  # a partition's own port answers for that partition only
             if called == on_port.ae_title or archive.settings.unknown_called_ae_to_default:
                 return on_port
@@ -179,9 +208,24 @@ class DimseServer:
         if self.board is not None:
             self.board.add(self.index, -1)
 
+    def _on_accepted(self, event: Event) -> None:
+        part = called_partition(self.archive, event)
+        record(
+            self.archive.engine, "association", actor=caller(event.assoc), partition=part.ae_title
+        )
+
     def _on_rejected(self, event: Event) -> None:
         self._count("rejected")
         log.warning("association from %r rejected", event.assoc.requestor.ae_title)
+        if not getattr(event.assoc, _REFUSAL_RECORDED, False):  # pynetdicom's own refusal
+            why = "the association limit is reached, or no presentation context is supported"
+            record(
+                self.archive.engine,
+                "association-refused",
+                actor=caller(event.assoc),
+                outcome=MINOR_FAILURE,
+                detail=why,
+            )
 
     def handlers(self) -> list[Any]:
         """The event handlers bound to the listener."""
@@ -189,6 +233,7 @@ class DimseServer:
         return [
             (evt.EVT_CONN_OPEN, self._on_open),
             (evt.EVT_CONN_CLOSE, self._on_close),
+            (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_C_STORE, partial(handle_store, archive=a)),
             (evt.EVT_C_FIND, partial(handle_find, archive=a)),
@@ -212,8 +257,20 @@ class DimseServer:
             own = self._listen(part.port, name, DispatchingServer, dispatch)
             self.partition_servers.append(own)
             log.info("DICOM listening on %s:%d for partition %s", s.host, part.port, part.ae_title)
+        own_tls = [p for p in self.archive.partitions() if p.tls_port]
+        context = server_context(s) if s.tls_port is not None or own_tls else None
+        for part in own_tls:
+            name = f"dimse-tls-listener-{part.ae_title}"
+            own = self._listen(part.tls_port or 0, name, TlsListener, dispatch)
+            self._arm(own, context, None)
+            self.partition_servers.append(own)
+            log.info(
+                "DICOM TLS listening on %s:%d for partition %s",
+                s.host,
+                part.tls_port,
+                part.ae_title,
+            )
         if s.tls_port is not None:
-            context = server_context(s)
             # The DIMSE processes know a TLS connection by its port: not when it is chosen
             # by the OS (0), so such connections stay here.
             tls = self._listen(s.tls_port, "dimse-tls-listener", TlsListener, None)
@@ -242,29 +299,42 @@ class DimseServer:
         threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
         return server
 
-    def _arm(self, server: Any, context: Any, tls_port: int | None) -> None:
-        """Make `server` handshake TLS first (on connections to `tls_port`, or every one)."""
+    def _arm(self, server: Any, context: Any, tls_ports: frozenset[int] | None) -> None:
+        """Make `server` handshake TLS first (on connections to `tls_ports`, or every one)."""
         server.tls = context
-        server.tls_port = tls_port
+        server.tls_ports = tls_ports
         server.handshake_timeout = self.archive.settings.association_timeout
         server.on_refused = self._handshake_failed
 
-    def _handshake_failed(self) -> None:
+    def _handshake_failed(self, client_address: Any, why: str) -> None:
         self._count("tls-failed")
         if self.board is not None:
             self.board.add(self.index, -1)
+        host = str(client_address[0]) if isinstance(client_address, tuple) else ""
+        actor = Actor("", "DICOM-TLS", host=host)
+        record(
+            self.archive.engine,
+            "association-refused",
+            actor=actor,
+            outcome=MINOR_FAILURE,
+            detail=why,
+        )
 
     def start_handed(self) -> None:
         """Serve connections the listener hands over (`take`); listen on nothing."""
         s = self.archive.settings
-        tls = bool(s.tls_port)  # 0: the listener keeps TLS connections itself
+        # The node's TLS port (0: chosen by the OS, its connections stay with the listener)
+        # and the partitions' own TLS ports.
+        ports = {p.tls_port for p in self.archive.partitions() if p.tls_port}
+        if s.tls_port:
+            ports.add(s.tls_port)
         self.server = self.ae.make_server(
             (s.host, s.dimse_port),
             evt_handlers=self.handlers(),
-            server_class=TlsHandedServer if tls else HandedServer,
+            server_class=TlsHandedServer if ports else HandedServer,
         )
-        if tls:
-            self._arm(self.server, server_context(s), s.tls_port)
+        if ports:
+            self._arm(self.server, server_context(s), frozenset(ports))
 
     def take(self, sock: socket.socket, client_address: Any) -> None:
         """Serve one connection accepted by the listener."""

@@ -12,6 +12,7 @@ from pynetdicom.events import Event
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.store import Outcome, store
+from hounsfield.dimse.audit import act_as_caller
 from hounsfield.dimse.partition import called_partition, calling_ae
 from hounsfield.dimse.status import status, store_failure
 from hounsfield.metrics import BYTES_RECEIVED, INSTANCES_RECEIVED, LATENCY
@@ -21,6 +22,7 @@ def handle_store(event: Event, archive: Archive) -> Dataset:
     """Store one C-STORE request; success only once the object is durable and indexed."""
     started = time.perf_counter()
     request = cast(C_STORE, event.request)
+    act_as_caller(event)  # the archive's store records it in the audit trail
     try:
         data = cast(BytesIO, request.DataSet).getvalue()
         result = store(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.orm import aliased
 
+from hounsfield.audit.config import config_changed, differs
 from hounsfield.catalog.parse import Encoding, decode_header
 from hounsfield.db import engine as db
 from hounsfield.db.tables import (
@@ -54,11 +55,18 @@ def save_rule(engine: Engine, rule: Rule) -> bool:
             "time_from": rule.time_from,
             "params": json.dumps(rule.params, sort_keys=True),
         }
-        pk = conn.scalar(select(server_rule.c.pk).where(server_rule.c.name == rule.name))
-        if pk is None:
+        row = (
+            conn.execute(select(server_rule).where(server_rule.c.name == rule.name))
+            .mappings()
+            .first()
+        )
+        if row is None:
             conn.execute(server_rule.insert().values(name=rule.name, **values))
+            config_changed(engine, f"rule {rule.name} added")
             return True
-        conn.execute(update(server_rule).where(server_rule.c.pk == pk).values(**values))
+        if differs(row, values):
+            conn.execute(update(server_rule).where(server_rule.c.pk == row["pk"]).values(**values))
+            config_changed(engine, f"rule {rule.name} changed")
         return False
 
 
@@ -67,6 +75,7 @@ def remove_rule(engine: Engine, name: str) -> None:
     with db.write(engine) as conn:
         if not conn.execute(delete(server_rule).where(server_rule.c.name == name)).rowcount:
             raise NotFound(f"no rule named {name!r}")
+    config_changed(engine, f"rule {name} removed")
 
 
 def list_rules(engine: Engine, partition_pk: int | None = None) -> list[Rule]:

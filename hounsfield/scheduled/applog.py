@@ -141,7 +141,7 @@ def archive_day(folder: Path, day: date, lines: Iterable[str], fsync: bool = Tru
     return target
 
 
-def _days_before(engine: Engine, table: object, before: datetime) -> list[date]:
+def days_before(engine: Engine, table: object, before: datetime) -> list[date]:
     with db.read(engine) as conn:
         oldest = conn.scalar(select(func.min(table.c.created_at)))  # type: ignore[attr-defined]
     oldest = utc(oldest)
@@ -154,7 +154,7 @@ def _days_before(engine: Engine, table: object, before: datetime) -> list[date]:
     return out
 
 
-def _day_range(day: date) -> tuple[datetime, datetime]:
+def day_range(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, datetime.min.time(), UTC)
     return start, start + timedelta(days=1)
 
@@ -168,8 +168,8 @@ def archive_application_log(run: Run) -> str:
     keep_from = today - timedelta(days=run.archive.settings.app_log_keep_days)
     folder = archive_folder(engine, "ApplicationLog")
     archived = removed = 0
-    for day in _days_before(engine, app_log, today):
-        start, end = _day_range(day)
+    for day in days_before(engine, app_log, today):
+        start, end = day_range(day)
         with db.read(engine) as conn:
             rows = conn.execute(
                 select(app_log)
@@ -197,8 +197,8 @@ def archive_alerts(run: Run, before: datetime) -> int:
     engine = run.archive.engine
     folder = archive_folder(engine, "Alerts")
     days = 0
-    for day in _days_before(engine, alert, before):
-        start, end = _day_range(day)
+    for day in days_before(engine, alert, before):
+        start, end = day_range(day)
         with db.read(engine) as conn:
             rows = conn.execute(
                 select(alert)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 
+from hounsfield.audit.config import config_changed
 from hounsfield.db import engine as db
 from hounsfield.db.tables import service
 from hounsfield.db.upsert import get_or_insert
@@ -157,4 +158,6 @@ def configure(
             update(service).where(service.c.name == name).values(**values)
         ).rowcount:
             raise NotFound(f"no service named {name!r}")
+    said = ", ".join(f"{k}={v}" for k, v in values.items() if k != "next_run_at")
+    config_changed(engine, f"service {name}: {said}")
     return get_service(engine, name)

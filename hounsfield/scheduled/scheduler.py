@@ -21,6 +21,7 @@ MODULES = (
     "maintenance",
     "folders",
     "applog",
+    "audit_archive",
     "verification",
     "reconcile",
 )

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from hounsfield.archive.context import Archive
+from hounsfield.audit.config import config_changed, differs
 from hounsfield.db import engine as db
 from hounsfield.db.tables import device
 from hounsfield.dicomnet.peer import format_address, parse_address
@@ -106,11 +107,14 @@ def add_device(archive: Archive, new: Device) -> bool:
     values = {k: v for k, v in asdict(new).items() if k != "ae_title"}
     values["alternates"] = json.dumps(list(new.alternates))
     with db.write(archive.engine) as conn:
-        found = conn.scalar(select(device.c.pk).where(device.c.ae_title == title))
+        found = conn.execute(select(device).where(device.c.ae_title == title)).mappings().first()
         if found is None:
             conn.execute(device.insert().values(ae_title=title, **values))
+            config_changed(archive.engine, f"device {title} added")
             return True
-        conn.execute(update(device).where(device.c.pk == found).values(**values))
+        if differs(found, values):
+            conn.execute(update(device).where(device.c.pk == found["pk"]).values(**values))
+            config_changed(archive.engine, f"device {title} changed")
         return False
 
 
@@ -119,6 +123,7 @@ def remove_device(archive: Archive, ae_title: str) -> None:
     with db.write(archive.engine) as conn:
         if conn.execute(delete(device).where(device.c.ae_title == ae_title)).rowcount == 0:
             raise NotFound(f"no device with AE title {ae_title!r}")
+    config_changed(archive.engine, f"device {ae_title} removed")
 
 
 def list_devices(archive: Archive) -> list[Device]:

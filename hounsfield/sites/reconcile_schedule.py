@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, update
 
 from hounsfield.archive.context import Archive
+from hounsfield.audit.config import config_changed, differs
 from hounsfield.db import engine as db
 from hounsfield.db.tables import reconcile_job
 from hounsfield.errors import InvalidDataset, NotFound
@@ -85,11 +86,18 @@ def add_job(
     values = _checked(archive, name, partition, peer, period, direction, at)
     values.update(enabled=enabled, next_run_at=next_run(period, at, now()))
     with db.write(archive.engine) as conn:
-        found = conn.scalar(select(reconcile_job.c.pk).where(reconcile_job.c.name == name))
-        if found is None:
+        row = (
+            conn.execute(select(reconcile_job).where(reconcile_job.c.name == name))
+            .mappings()
+            .first()
+        )
+        if row is None:
             conn.execute(reconcile_job.insert().values(name=name, **values))
+            config_changed(archive.engine, f"reconciliation job {name} added")
             return True
-        conn.execute(update(reconcile_job).where(reconcile_job.c.pk == found).values(**values))
+        conn.execute(update(reconcile_job).where(reconcile_job.c.pk == row["pk"]).values(**values))
+        if differs(row, {k: v for k, v in values.items() if k != "next_run_at"}):
+            config_changed(archive.engine, f"reconciliation job {name} changed")
         return False
 
 
@@ -121,6 +129,7 @@ def remove_job(engine: Engine, name: str) -> None:
     with db.write(engine) as conn:
         if not conn.execute(delete(reconcile_job).where(reconcile_job.c.name == name)).rowcount:
             raise NotFound(f"no reconciliation job named {name!r}")
+    config_changed(engine, f"reconciliation job {name} removed")
 
 
 def list_jobs(engine: Engine) -> list[Job]:

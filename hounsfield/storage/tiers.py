@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
+from hounsfield.audit.config import config_changed, differs
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem
 from hounsfield.errors import InvalidDataset, NotFound
@@ -164,12 +165,18 @@ def add_filesystem(engine: Engine, path: Path, **values: Any) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     text = str(path.resolve())
     with db.write(engine) as conn:
-        pk = conn.scalar(select(filesystem.c.pk).where(filesystem.c.path == text))
+        row = conn.execute(select(filesystem).where(filesystem.c.path == text)).mappings().first()
+        pk = None if row is None else row["pk"]
         mirror = _mirror_values(conn, pk, text, mirror_of, mode)
-        if pk is None:
+        if row is None:
             conn.execute(filesystem.insert().values(path=text, **(merged | mirror)))
+            config_changed(engine, f"filesystem {text} added")
             return True
-        conn.execute(update(filesystem).where(filesystem.c.pk == pk).values(**(values | mirror)))
+        if differs(row, values | mirror):
+            conn.execute(
+                update(filesystem).where(filesystem.c.pk == pk).values(**(values | mirror))
+            )
+            config_changed(engine, f"filesystem {text} changed")
         return False
 
 
@@ -184,8 +191,9 @@ def set_filesystem(engine: Engine, path: str | Path, **changes: Any) -> Usage:
         low = changes.get("low_watermark", row["low_watermark"])
         if low > changes.get("high_watermark", row["high_watermark"]):
             raise InvalidDataset("the low watermark must not exceed the high watermark")
-        if changes:
+        if changes and differs(row, changes):
             conn.execute(update(filesystem).where(filesystem.c.pk == row["pk"]).values(**changes))
+            config_changed(engine, f"filesystem {row['path']} changed: {', '.join(changes)}")
     return next(u for u in list_filesystems(engine) if u.pk == row["pk"])
 
 
@@ -206,6 +214,7 @@ def remove_filesystem(engine: Engine, path: str | Path) -> None:
                 f"{row['path']} still holds {held} files: migrate them or disable it instead"
             )
         conn.execute(delete(filesystem).where(filesystem.c.pk == row["pk"]))
+    config_changed(engine, f"filesystem {row['path']} removed")
 
 
 def list_filesystems(engine: Engine) -> list[Usage]:

@@ -13,6 +13,7 @@ from hounsfield.archive.context import Archive
 from hounsfield.archive.health import health
 from hounsfield.cluster.heartbeat import Condition
 from hounsfield.metrics import NODE_REGISTRY
+from hounsfield.web.admin_audit import mount as mount_admin_audit
 from hounsfield.web.admin_cluster import mount as mount_admin_cluster
 from hounsfield.web.admin_forward import mount as mount_admin_forward
 from hounsfield.web.admin_reconcile import mount as mount_admin_reconcile
@@ -20,6 +21,7 @@ from hounsfield.web.admin_storage import mount as mount_admin_storage
 from hounsfield.web.admin_studies import mount as mount_admin_studies
 from hounsfield.web.admin_users import mount as mount_admin_users
 from hounsfield.web.admin_verify import mount as mount_admin_verify
+from hounsfield.web.audit import AuditTrailMiddleware
 from hounsfield.web.auth import Gate
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 from hounsfield.web.errors import install as install_error_handlers
@@ -33,7 +35,8 @@ def create_app(archive: Archive, condition: Callable[[], Condition] | None = Non
     says whether it drains)."""
     app = FastAPI(title="Hounsfield", version=__version__)
     install_error_handlers(app)
-    app.add_middleware(Gate, archive=archive)  # added first: CORS stays outside it
+    app.add_middleware(AuditTrailMiddleware, archive=archive)  # inside the gate: knows the caller
+    app.add_middleware(Gate, archive=archive)  # added early: CORS stays outside it
 
     @app.get("/health")
     def get_health() -> JSONResponse:
@@ -55,6 +58,7 @@ def create_app(archive: Archive, condition: Callable[[], Condition] | None = Non
     mount_admin_cluster(app, archive)
     mount_admin_studies(app, archive)
     mount_admin_users(app, archive)
+    mount_admin_audit(app, archive)
     app.include_router(ui_login.routes(archive))
     mount_ui(app, archive)
     mount_viewer(app, archive)  # last: its fallback answers only what no other route does

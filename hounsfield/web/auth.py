@@ -12,6 +12,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hounsfield.archive.context import Archive
+from hounsfield.audit.events import MINOR_FAILURE, Actor
+from hounsfield.audit.trail import record
 from hounsfield.auth import sessions, tokens
 from hounsfield.auth.oidc import OidcVerifier, looks_like_jwt
 from hounsfield.auth.policy import LOOPBACK, Permission, Principal
@@ -51,6 +53,8 @@ def need_of(method: str, path: str, default_partition: str) -> Need:
         return Need("dicomweb.delete" if method == "DELETE" else verb, aet)
     if path.startswith("/admin/users") or path.startswith("/admin/tokens"):
         return Need("users", None)
+    if path.startswith(("/admin/audit", "/ui/audit")):
+        return Need("audit", None)
     if path.startswith("/admin/studies/") and len(parts) > 3:
         return Need("admin.read" if read else "admin.write", parts[3])
     if path.startswith("/admin") or path in ("/docs", "/redoc", "/openapi.json"):
@@ -82,20 +86,45 @@ class Gate:
         try:
             principal = await to_thread.run_sync(self.authorise, request)
         except ArchiveError as exc:
+            self._audit_refusal(request, exc)
             await _refusal(request, exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+    def _audit_refusal(self, request: Request, exc: ArchiveError) -> None:
+        """A security alert for refused rights and for credentials that did not hold (a
+        request that brought none is only asked to log in)."""
+        presented = bool(request.headers.get("authorization")) or bool(
+            request.cookies.get(sessions.COOKIE)
+        )
+        if isinstance(exc, Unauthenticated) and not presented:
+            return
+        client = request.client
+        actor = Actor(
+            getattr(exc, "user", "") or "unknown",
+            "DICOMweb" if request.url.path.startswith("/dicomweb") else "HTTP",
+            host=client.host if client else "",
+        )
+        detail = f"{request.method} {request.url.path}: {exc.message}"
+        record(
+            self.archive.engine,
+            "security-alert",
+            actor=actor,
+            outcome=MINOR_FAILURE,
+            detail=detail[:512],
+        )
 
     def authorise(self, request: Request) -> Principal:
         """The caller, when allowed; Unauthenticated or Forbidden otherwise."""
         principal = self.identify(request)
         need = need_of(request.method, request.url.path, self.archive.default_partition)
         if not principal.may(need.permission):
-            raise Forbidden(f"{principal.name} ({principal.role}) may not {need.permission}")
+            why = f"{principal.name} ({principal.role}) may not {need.permission}"
+            raise _refused(Forbidden(why), principal.name)
         if need.tenant and not principal.reaches(need.partition):
             where = need.partition or "every partition"
-            raise Forbidden(f"{principal.name} may not reach {where}")
+            raise _refused(Forbidden(f"{principal.name} may not reach {where}"), principal.name)
         return principal
 
     def identify(self, request: Request) -> Principal:
@@ -126,6 +155,12 @@ class Gate:
         if looks_like_jwt(credential):
             return self.oidc.verify(credential)
         raise Unauthenticated("bearer token not recognised")
+
+
+def _refused(exc: Forbidden, user: str) -> Forbidden:
+    """`exc`, naming the user it refuses (for the audit trail)."""
+    exc.user = user  # type: ignore[attr-defined]
+    return exc
 
 
 def _open(scope: Scope) -> bool:

@@ -16,6 +16,8 @@ from pydicom.uid import generate_uid
 
 from hounsfield.alerts import raise_alert
 from hounsfield.archive.query import Located, locate
+from hounsfield.audit.events import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS, Actor
+from hounsfield.audit.trail import record
 from hounsfield.errors import PeerError
 from hounsfield.sites import forward_state as state
 from hounsfield.sites import send_dimse, send_stow
@@ -143,6 +145,7 @@ def _forward(
         else:
             send_dimse.send(archive, device, job.partition, todo, acks.add, cap=cap, links=links)
     summary = f"sent {len(todo)} of {len(objects)} instances to {device.ae_title}"
+    _audit(archive, job, device, len(todo), SUCCESS, summary)
     if not device.commitment:
         state.finished_sending(engine, job.forward_pk, None)
         return Done(summary)
@@ -170,6 +173,26 @@ def _forward(
     return Later(now() + wait, f"{summary}; waiting for commitment {transaction}", Status.IDLE)
 
 
+def _audit(
+    archive: Archive, job: Job, device: Device, count: int, outcome: int, detail: str
+) -> None:
+    """Record an export to `device` (the node sends, the device receives)."""
+    protocol = "DICOMweb" if device.protocol == "dicomweb" else "DICOM"
+    actor = Actor(
+        "system", protocol, host=device.host, ae_title=job.partition, called=device.ae_title
+    )
+    record(
+        archive.engine,
+        "export",
+        actor=actor,
+        outcome=outcome,
+        partition=job.partition,
+        study_uid=job.study,
+        count=count,
+        detail=detail,
+    )
+
+
 def _objects(archive: Archive, job: Job) -> list[Located]:
     """The stored objects of the study or series, in series and arrival order."""
     query = Dataset()
@@ -190,6 +213,10 @@ def _failure(archive: Archive, item: WorkItem, job: Job, error: str) -> Failed:
     delay = min(s.forward_retry_seconds * 2 ** (failures - 1), s.forward_retry_max_seconds)
     delay *= random.uniform(0.8, 1.2)
     state.failed_attempt(archive.engine, job.forward_pk, error, final=final)
+    device = find_device(archive, job.destination)
+    if device is not None:
+        outcome = SERIOUS_FAILURE if final else MINOR_FAILURE
+        _audit(archive, job, device, 0, outcome, error)
     if final:
         log.error("forward of %s to %s dead-lettered: %s", job.study, job.destination, error)
     return Failed(error, retry_in=delay, final=final)

@@ -23,6 +23,7 @@ from hounsfield.sites.devices import Device, add_device
 from hounsfield.sites.forward import forward_studies
 from hounsfield.sites.peers import echo
 from hounsfield.workers.runner import Worker
+from tests.audit.helpers import recorded
 from tests.conftest import make_archive, make_settings
 from tests.dcmtk import ENV, free_port, run
 from tests.livenode import Node, cli, node_env
@@ -102,6 +103,10 @@ def test_refusals_keep_the_server_serving(server: DimseServer, certs: Certs) -> 
     with socket.create_connection(("127.0.0.1", server.tls_port)):
         assert echoscu(server.tls_port, *tls_args(certs.client, certs)).returncode == 0
     assert echoscu(server.port).returncode == 0  # the plain port is unaffected
+    refusals = recorded(server.archive, event="association-refused")
+    assert refusals and all(r.protocol == "DICOM-TLS" for r in refusals)
+    assert all(r.host == "127.0.0.1" and r.outcome == 4 for r in refusals)
+    assert any("certificate" in r.detail.lower() for r in refusals)  # the rogue's
 
 
 def _handshake(port: int, certs: Certs, *, tls11: bool = False, cipher: str = "") -> None:
@@ -217,8 +222,20 @@ def test_a_node_serves_tls_and_https(tmp_path: Path, certs: Certs) -> None:
         HOUNSFIELD_QUEUE_THREADS="0",
     )
     assert cli(env, "db", "upgrade").returncode == 0
+    clinic_tls = free_port()
+    added = cli(env, "partition", "add", "CLINIC", "--tls-port", str(clinic_tls))
+    assert added.returncode == 0, added.stderr
     node = Node(env, tmp_path / "node.log")
     try:
+        # The partition's own TLS port answers for it alone, in either DIMSE process.
+        client = tls_args(certs.client, certs)
+        for _ in range(4):
+            assert (
+                run("echoscu", "-aec", "CLINIC", *client, "127.0.0.1", str(clinic_tls)).returncode
+                == 0
+            )
+        assert echoscu(clinic_tls, *client).returncode != 0  # HOUNSFIELD is not on that port
+        assert run("echoscu", "-aec", "CLINIC", "127.0.0.1", str(clinic_tls)).returncode != 0
         url = f"https://localhost:{node.http_port}/health"
         verify = ssl.create_default_context(cafile=certs.ca)
         assert httpx.get(url, verify=verify).status_code == 200

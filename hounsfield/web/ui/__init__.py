@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from hounsfield.archive.context import Archive
 from hounsfield.web.ui import (
     alerts,
+    audit,
     cluster,
     devices,
     home,
@@ -36,6 +37,7 @@ PAGES = (
     partitions,
     alerts,
     logs,
+    audit,
     reconcile,
     cluster,
 )
