@@ -1,5 +1,5 @@
 """One study opened in OHIF in headless Chromium on a throttled network (CDP): when the
-viewport first shows an image, when its frame is complete and drawn, and its bytes by then."""
+viewport first shows an image and when at full quality, its bytes, and every request."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.viewer_page import SHOWN, WATCH
+from bench.viewer_timeline import (
+    FULL_RESOLUTION,
+    Milestones,
+    Timeline,
+    decoded_from,
+    milestones,
+)
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [  # WebGL with no GPU: SwiftShader through ANGLE
     "--no-sandbox",
@@ -18,86 +27,31 @@ FLAGS = [  # WebGL with no GPU: SwiftShader through ANGLE
     "--enable-unsafe-swiftshader",
     "--ignore-gpu-blocklist",
 ]
-# Every 20 ms: a sample of the viewport's pixels; each change is kept with its wall time (ms).
-WATCH = """(() => {
-  window.__draws = [];
-  let last = null;
-  setInterval(() => {
-    const c = document.querySelector('canvas.cornerstone-canvas');
-    if (!c || !c.width || !c.height) return;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0, sum = 0, squares = 0, sig = 0;
-    for (let i = 0; i < d.length; i += 4 * 13) {
-      const v = d[i]; n += 1; sum += v; squares += v * v; sig = (sig * 31 + v) % 1000000007;
-    }
-    const mean = sum / n, std = Math.sqrt(Math.max(0, squares / n - mean * mean));
-    if (sig !== last) {
-      last = sig;
-      window.__draws.push({t: performance.timeOrigin + performance.now(), std: std});
-    }
-  }, 20);
-})();"""
 
 
 @dataclass
 class Sample:
-    """One opening of a study: seconds from navigation, body bytes of the shown frame up to
-    then, and frame requests in all (other images of a series are prefetched)."""
+    """One opening of a study: first image and full quality in seconds from navigation, and
+    the first image from the first request for the shown frame's pixels; body bytes of the
+    shown frame the first image was decoded from and in all, of every frame in all, and the
+    frame requests (other images of a series are prefetched)."""
 
     first_s: float
     first_bytes: int
     full_s: float
     full_bytes: int
     requests: int
-
-
-@dataclass
-class _Frames:
-    """Frame requests seen through CDP, in wall-clock milliseconds."""
-
-    offset: float = 0.0  # wallTime - timestamp of the requests (seconds)
-    urls: dict[str, str] = field(default_factory=dict)  # request id -> URL
-    received: list[tuple[str, float, int]] = field(default_factory=list)
-    finished: list[tuple[str, float]] = field(default_factory=list)
-
-    def watch(self, cdp: Any) -> None:
-        def sent(event: dict[str, Any]) -> None:
-            if "/frames/" in event["request"]["url"]:
-                self.offset = event["wallTime"] - event["timestamp"]
-                self.urls[event["requestId"]] = event["request"]["url"]
-
-        def data(event: dict[str, Any]) -> None:
-            if event["requestId"] in self.urls:
-                at = (event["timestamp"] + self.offset) * 1000
-                self.received.append((self.urls[event["requestId"]], at, event["dataLength"]))
-
-        def done(event: dict[str, Any]) -> None:
-            if event["requestId"] in self.urls:
-                at = (event["timestamp"] + self.offset) * 1000
-                self.finished.append((self.urls[event["requestId"]], at))
-
-        cdp.on("Network.requestWillBeSent", sent)
-        cdp.on("Network.dataReceived", data)
-        cdp.on("Network.loadingFinished", done)
-
-    def settled(self, idle_ms: float) -> bool:
-        """Every frame request has finished, the last one `idle_ms` ago."""
-        if not self.urls or len(self.finished) < len(self.urls):
-            return False
-        return time.time() * 1000 - max(t for _, t in self.finished) > idle_ms
-
-    @property
-    def shown(self) -> str:
-        """The URL of the first frame requested: the image the viewport shows."""
-        return next(iter(self.urls.values()))
-
-    def done_at(self) -> float:
-        """When the last request for the shown frame finished (ms)."""
-        return max(t for url, t in self.finished if url == self.shown)
-
-    def bytes_until(self, at: float) -> int:
-        """Body bytes of the shown frame received up to wall time `at` (ms)."""
-        return sum(n for url, t, n in self.received if url == self.shown and t <= at)
+    first_from_request_s: float
+    all_frame_bytes: int
+    marks: Milestones
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    draws: list[dict[str, float]] = field(default_factory=list)
+    renders: list[dict[str, Any]] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    started: float = 0.0  # wall time of the navigation (ms)
+    shown: str = ""  # the URL of the shown frame
+    server_s: float | None = None  # the server's time to answer the first request for it
+    load: float = 0.0  # the machine's 1-minute load average when the study was opened
 
 
 @contextmanager
@@ -130,42 +84,84 @@ def warm(context: Any, url: str, timeout: float = 90) -> None:
     page.close()
 
 
+def _settled(line: Timeline, idle_ms: float) -> bool:
+    """Every frame request has finished, the last one `idle_ms` ago."""
+    frames = line.of("frame")
+    ends = [r.end for r in frames]
+    if not frames or None in ends:
+        return False
+    return time.time() * 1000 - max(e for e in ends if e is not None) > idle_ms
+
+
+def _throttle(cdp: Any, mbit: float, latency_ms: float) -> None:
+    rate = mbit * 1e6 / 8
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": latency_ms,
+            "downloadThroughput": rate,
+            "uploadThroughput": rate,
+        },
+    )
+
+
 def open_study(context: Any, url: str, mbit: float, latency_ms: float) -> Sample:
     """Open `url` with the network throttled; wait until the frames have settled."""
     page = context.new_page()
     try:
         cdp = context.new_cdp_session(page)
-        cdp.send("Network.enable")
-        rate = mbit * 1e6 / 8
-        cdp.send(
-            "Network.emulateNetworkConditions",
-            {
-                "offline": False,
-                "latency": latency_ms,
-                "downloadThroughput": rate,
-                "uploadThroughput": rate,
-            },
+        _throttle(cdp, mbit, latency_ms)
+        line = Timeline()
+        line.watch(cdp)
+        console: list[str] = []
+        page.on(
+            "console",
+            lambda m: (
+                console.append(f"{m.type}: {m.text[:300]}")
+                if m.type in ("warning", "error")
+                else None
+            ),
         )
-        frames = _Frames()
-        frames.watch(cdp)
         page.add_init_script(WATCH)
         start = time.time() * 1000
         page.goto(url)
         deadline = time.monotonic() + 120
-        while not (frames.settled(1500) and _drawn(page)):
+        while not (_settled(line, 1500) and _drawn(page)):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"frames did not settle at {url}: {len(frames.urls)} requests")
+                frames = len(line.of("frame"))
+                raise RuntimeError(f"frames did not settle at {url}: {frames} requests")
             page.wait_for_timeout(200)
         page.wait_for_timeout(500)
         draws = _drawn(page)
-        first = draws[0]["t"]
-        full = max(draws[-1]["t"], frames.done_at())
+        frames = line.of("frame")
+        shown = page.evaluate(SHOWN) or frames[0].url
+        if not line.frame_requests(shown):
+            raise RuntimeError(f"the shown image {shown} was never requested")
+        renders = page.evaluate("window.__renders")
+        mine = [r for r in renders if str(r["id"]).removeprefix("wadors:") == shown]
+        # the first render of the shown image, at any quality; then at full resolution (8)
+        first = mine[0]["t"] if mine else draws[0]["t"]
+        finals = [r["t"] for r in mine if r["q"] == FULL_RESOLUTION]
+        done = max(r.end or 0.0 for r in line.frame_requests(shown))
+        full = finals[0] if finals else max(draws[-1]["t"], done)
+        marks = milestones(line, shown, start, first)
         return Sample(
             (first - start) / 1000,
-            frames.bytes_until(first),
+            decoded_from(line, shown, mine[0]) if mine else line.bytes_until(shown, first),
             (full - start) / 1000,
-            frames.bytes_until(full),
-            len(frames.urls),
+            line.bytes_until(shown, full),
+            len(frames),
+            marks.paint - marks.frame_request,
+            sum(r.body for r in frames),
+            marks,
+            line.dump(start),
+            [{**d, "t": round(d["t"] - start, 1)} for d in page.evaluate("window.__draws")],
+            [{**d, "t": round(d["t"] - start, 1)} for d in renders],
+            console,
+            start,
+            shown,
         )
     finally:
         page.close()

@@ -18,6 +18,8 @@ from bench import corpus as corpus_mod
 from bench.procs import free_port
 from bench.radiographs import data_folder
 from bench.servers import start_orthanc, wait_ready
+from bench.viewer_serverlog import ServerLog
+from hounsfield.archive import metadata
 from hounsfield.archive.store import store
 from hounsfield.lifecycle.compress import compress_study_uid
 from hounsfield.settings import Settings
@@ -38,6 +40,7 @@ class Site:
 
     name: str
     url: str
+    log: ServerLog
     studies: dict[str, list[str]] = field(default_factory=dict)
     warm: str = ""
 
@@ -79,9 +82,13 @@ def _hounsfield(
             store(archive, str(meta.TransferSyntaxUID), rest)
         if compressed:
             compress_study_uid(archive, study, "htj2k-lossless-rpcl")
+        # what the node's study processing does once the study has settled (60 s after its
+        # last change); the opening then finds the study's metadata document built
+        metadata.rebuild(archive, study)
         return study
 
-    site = Site(name, stack.enter_context(live(create_app(archive))))
+    log = ServerLog(create_app(archive))
+    site = Site(name, stack.enter_context(live(log)), log)
     site.warm = put(data["warm"], "WARM")
     site.studies = {c: [put(data[c], f"V{n}") for n in range(runs)] for c in CASES}
     return site
@@ -106,7 +113,8 @@ def _orthanc(stack: ExitStack, work: Path, data: dict[str, list[bytes]], runs: i
             _post(server.http_base, blob)
         return study
 
-    site = Site("Orthanc", stack.enter_context(live(front(VIEWER, server.http_base))))
+    log = ServerLog(front(VIEWER, server.http_base))
+    site = Site("Orthanc", stack.enter_context(live(log)), log)
     site.warm = put(data["warm"], "WARM")
     site.studies = {c: [put(data[c], f"V{n}") for n in range(runs)] for c in CASES}
     return site

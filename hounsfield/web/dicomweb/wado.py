@@ -19,6 +19,7 @@ from hounsfield.web.dicomweb.common import (
     find_objects,
     uids,
 )
+from hounsfield.web.dicomweb.packed import json_response
 from hounsfield.web.dicomweb.streamed import retrieve_response
 from hounsfield.web.dicomweb.tenant import AtPartition
 
@@ -70,7 +71,7 @@ def router(archive: Archive) -> APIRouter:
     ) -> Response:
         _check_json(request.headers.get("accept"))
         body = metadata_body(archive, partition, study, series, sop, base_url(request))
-        return Response(body, media_type=DICOM_JSON)
+        return json_response(body, DICOM_JSON, request.headers.get("accept-encoding"))
 
     @api.get("/studies/{study}")
     def get_study(request: Request, partition: AtPartition, study: str) -> Response:

@@ -39,21 +39,33 @@ def study_link(study_uid: str, ae_title: str | None = None, default: str | None 
     return f"/viewer/{source_name(ae_title)}?{query}"
 
 
-# Cornerstone's byte-range stages for stacks: the first 64 KB of each frame, decoded at a
-# reduced resolution (an HTJ2K RPCL frame's first tile-parts are a small complete image), then
-# the rest of the frame in one more request, joined to the first bytes and decoded in full.
-# OHIF's default instead streams each frame and decodes it again every 128 KB at a level
-# guessed from the share of bytes arrived; on lossless radiographs, whose finest level holds
-# about 70% of the bytes, those guesses ask for a level that has not arrived yet and the
-# first image waits for most of the frame. Frames in other syntaxes are not decoded from
-# the first range: they cost one more request each.
+# Cornerstone's byte-range stages for stacks: the first 16 KB of each frame, then up to 64 KB,
+# each decoded at a reduced resolution (an HTJ2K RPCL frame's first tile-parts are a small
+# complete image), then the rest of the frame in one more request, joined to the first bytes
+# and decoded in full. Cornerstone picks the level to decode from the share of the frame that
+# has arrived (1/8 size up to about 3.5%, 1/4 up to about 8%, 1/2 up to about 27%, else full
+# size); a lossless RPCL frame holds its 1/8 and 1/4 sizes in about 2-2.5% and 6.5-7.5% of its
+# bytes, so one range of a fixed size suits frames of some sizes only. Two small ranges fit
+# the usual ones: 16 KB is 7.6% of a 512 x 512 CT frame (about 215 KB), more than its quarter
+# size needs (6.6%); 64 KB is 7.4% of a 2k radiograph (about 890 KB), nearly all its quarter
+# size needs (7.6%), and its first 16 KB already give an eighth-size preview. A 64 KB first
+# range was 30% of the CT frame: Cornerstone decoded it at full size from a third of the data,
+# and drew that only when the decode ended before the rest of the frame came. OHIF's default
+# instead streams each frame and decodes it again every 128 KB at a level guessed the same way;
+# on lossless radiographs those guesses ask for a level that has not arrived yet and the first
+# image waits for most of the frame. Frames in other syntaxes are not decoded from the first
+# ranges: they cost more requests each.
+FIRST_RANGE = 16 * 1024
 STACK_RETRIEVE = {
     "stages": [
-        {"id": "lossySequential", "retrieveType": "singleFast"},
+        {"id": "lossyFirst", "retrieveType": "singleFirst"},
+        {"id": "lossySecond", "retrieveType": "singleSecond"},
         {"id": "finalSequential", "retrieveType": "singleFinal"},
     ],
     "retrieveOptions": {
-        "singleFast": {"rangeIndex": 0, "chunkSize": 65536, "decodeLevel": 3},
+        # rangeIndex n asks for the bytes up to (n + 1) x chunkSize
+        "singleFirst": {"rangeIndex": 0, "chunkSize": FIRST_RANGE, "decodeLevel": 3},
+        "singleSecond": {"rangeIndex": 3, "chunkSize": FIRST_RANGE, "decodeLevel": 3},
         "singleFinal": {"rangeIndex": -1},
     },
 }
