@@ -20,6 +20,7 @@ from hounsfield.audit.events import SUCCESS, Actor, AuditEvent, current_actor
 from hounsfield.audit.syslog import SyslogSender
 from hounsfield.db import engine as db
 from hounsfield.db.tables import audit_event, partition, patient, study
+from hounsfield.errors import DatabaseUnavailable
 from hounsfield.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,8 @@ class AuditTrail:
                 return 0
             try:
                 self._add_patients(batch)
-                with db.write(self.engine) as conn:
-                    conn.execute(audit_event.insert(), [_row(e) for e in batch])
-            except Exception as exc:
+                written = self._write(batch)
+            except DatabaseUnavailable as exc:
                 self._hold(batch, exc)
                 self._retry_at = time.monotonic() + RETRY_SECONDS
                 return 0
@@ -118,7 +118,22 @@ class AuditTrail:
                     sink(batch)
                 except Exception:
                     log.exception("audit events not handed to a sink")
+            return written
+
+    def _write(self, batch: list[AuditEvent]) -> int:
+        """Insert the batch; when the database refuses it for its data (not for being away),
+        insert one by one and log what it refuses, so one bad record holds up no other."""
+        try:
+            with db.write(self.engine) as conn:
+                conn.execute(audit_event.insert(), [_row(e) for e in batch])
             return len(batch)
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            if len(batch) == 1:
+                log.error("audit record refused by the database, dropped: %s (%s)", batch[0], exc)
+                return 0
+        return sum(self._write([e]) for e in batch)
 
     def _hold(self, batch: list[AuditEvent], exc: Exception) -> None:
         """Keep a batch the database did not take for the next try (up to a limit)."""
@@ -174,24 +189,30 @@ class AuditTrail:
                 closing()
 
 
+def _text(value: str, size: int | None = None) -> str:
+    """A value as the database takes it: no NUL (PostgreSQL refuses them), cut to `size`."""
+    value = value.replace("\x00", "")
+    return value if size is None else value[:size]
+
+
 def _row(e: AuditEvent) -> dict[str, Any]:
     a = e.actor
     return {
         "created_at": e.created_at,
-        "event": e.kind[:32],
+        "event": _text(e.kind, 32),
         "outcome": e.outcome,
-        "user_name": a.user[:128],
-        "ae_title": a.ae_title[:16],
-        "remote_host": a.host[:64],
-        "called": a.called[:64],
-        "protocol": a.protocol[:16],
-        "partition": e.partition[:16],
-        "patient_id": e.patient_id[:64],
-        "patient_name": e.patient_name[:324],
-        "study_iuid": e.study_uid[:64],
+        "user_name": _text(a.user, 128),
+        "ae_title": _text(a.ae_title, 16),
+        "remote_host": _text(a.host, 64),
+        "called": _text(a.called, 64),
+        "protocol": _text(a.protocol, 16),
+        "partition": _text(e.partition, 16),
+        "patient_id": _text(e.patient_id, 64),
+        "patient_name": _text(e.patient_name, 324),
+        "study_iuid": _text(e.study_uid, 64),
         "count": e.count,
-        "detail": e.detail,
-        "node": e.node[:64],
+        "detail": _text(e.detail),
+        "node": _text(e.node, 64),
     }
 
 

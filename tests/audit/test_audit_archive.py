@@ -133,3 +133,22 @@ def test_records_wait_for_a_database_that_is_away(
             assert list(conn.scalars(select(audit_event.c.detail))) == ["held"]
     finally:
         archive.close()
+
+
+def test_a_record_the_database_refuses_holds_up_no_other(
+    tmp_path: Path, postgresql_url: str
+) -> None:
+    archive = make_archive(make_settings(tmp_path, postgresql_url))
+    try:
+        who = Actor("CT1", "DICOM")
+        trail.record(archive.engine, "store", actor=who, patient_id="P\x001", detail="NUL")
+        trail.record(archive.engine, "store", actor=who, count=2**40, detail="too many")
+        trail.record(archive.engine, "store", actor=who, count=1, detail="fine")
+        trail.flush(archive.engine)
+        with db.read(archive.engine) as conn:
+            rows = conn.execute(
+                select(audit_event.c.detail, audit_event.c.patient_id).order_by(audit_event.c.pk)
+            ).all()
+        assert [tuple(r) for r in rows] == [("NUL", "P1"), ("fine", "")]
+    finally:
+        archive.close()
