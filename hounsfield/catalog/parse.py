@@ -67,9 +67,10 @@ def parse_header(data: bytes, transfer_syntax: str) -> Parsed:
     try:
         found = scan(data, encoding.implicit_vr, encoding.little_endian, INDEX_TAGS)
         ds, end = _read(data, encoding) if found is None else _scanned(found, encoding)
-        # Touch the attributes the index needs so a corrupt value fails here.
+        # Read the attributes the index needs as the index will, so a corrupt value (one read
+        # as a sequence whose items hold unknown VRs, say) fails here.
         for keyword in INDEX_KEYWORDS:
-            ds.get(keyword)
+            text(ds, keyword)
     except InvalidDataset:
         raise
     except Exception as exc:  # pydicom raises many kinds on corrupt input
@@ -144,13 +145,14 @@ INDEX_TAGS = frozenset(_tag(keyword) for keyword in INDEX_KEYWORDS)
 
 
 def text(ds: Dataset, keyword: str) -> str:
-    """An attribute as index text: multi-values joined by backslash, '' when absent."""
+    """An attribute as index text: multi-values joined by backslash, '' when absent, NUL
+    characters left out (a corrupt value may hold them; PostgreSQL refuses them in text)."""
     value: Any = ds.get(keyword)
     if value is None or value == "":
         return ""
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
+        return "\\".join(str(v) for v in value).replace("\0", "")
+    return str(value).replace("\0", "").strip()
 
 
 def normalize_date(value: str) -> str:

@@ -84,7 +84,10 @@ def decode_command(raw: bytes | memoryview) -> tuple[C_STORE, bool] | None:
             else:
                 values[name] = number
         elif vr in ("UI", "AE"):
-            values[name] = bytes(value).decode("ascii").strip("\0 ")
+            text = bytes(value)
+            if not text.isascii():
+                return None  # pynetdicom's own path answers for a corrupt command
+            values[name] = text.decode("ascii").strip("\0 ")
     if field not in (C_STORE_RQ, C_STORE_RSP) or dataset_type is None:
         return None
     request = field == C_STORE_RQ

@@ -22,6 +22,7 @@ _SHORT = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
 _LONG_LENGTH = struct.Struct("<I")
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT"}
 _LONG_VRS |= {b"UV"}
+_SHORT_VRS = set(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
 _WANTED = {2: "sop_class", 3: "sop_instance", 0x10: "transfer_syntax"}
 
 
@@ -61,6 +62,8 @@ def parse(head: bytes) -> FileMeta | None:
         if group != 2:
             break
         at += _SHORT.size
+        if vr not in _LONG_VRS and vr not in _SHORT_VRS:
+            return None  # pydicom guesses (or refuses) an unknown VR
         if vr in _LONG_VRS:
             if at + 4 > len(head):
                 return None

@@ -61,6 +61,7 @@ def split_part10(raw: bytes) -> tuple[FileMetaDataset, bytes]:
     fp.seek(132)
     try:
         meta = _read_file_meta_info(fp)
+        str(meta)  # converts every element, nested ones too: a corrupt value fails here
     except Exception as exc:
         raise InvalidDataset(f"File Meta Information cannot be read: {exc}") from exc
     if "TransferSyntaxUID" not in meta:

@@ -21,6 +21,7 @@ from hounsfield.web.dicomweb.common import DICOM_JSON, BadRequest, base_url, uid
 from hounsfield.web.dicomweb.tenant import AtPartition
 
 RESERVED = {"limit", "offset", "fuzzymatching", "includefield"}
+MAX_NUMBER = 2**31 - 1  # the largest limit or offset taken
 STUDY_FIELDS = [
     "StudyDate",
     "StudyTime",
@@ -87,7 +88,10 @@ def _element(tag: Any, value: str | None) -> DataElement:
     if vr == "SQ":
         raise BadRequest(f"sequence attribute {tag} cannot be matched")
     vr = vr.split(" or ")[0]
-    return DataElement(tag, vr, value, validation_mode=config.IGNORE)
+    try:
+        return DataElement(tag, vr, value, validation_mode=config.IGNORE)
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. '*' for an IS attribute
+        raise BadRequest(f"attribute {tag} cannot match {value!r}: {exc}") from exc
 
 
 def _int(params: Any, name: str, default: int | None) -> int | None:
@@ -100,6 +104,8 @@ def _int(params: Any, name: str, default: int | None) -> int | None:
         raise BadRequest(f"{name} must be a whole number, got {raw!r}") from exc
     if value < 0:
         raise BadRequest(f"{name} must not be negative")
+    if value > MAX_NUMBER:  # beyond what SQLite and PostgreSQL take as an integer
+        raise BadRequest(f"{name} must be at most {MAX_NUMBER}")
     return value
 
 

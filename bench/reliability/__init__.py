@@ -1,0 +1,1 @@
+"""Reliability runs: fuzzing, mutated ingest and the other figures of `make reliability`."""

@@ -1,0 +1,1 @@
+"""Fuzzing and mutated-ingest tests: every malformed input gets a defined refusal."""
