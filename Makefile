@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps ui-assets browser-deps viewer clean
+.PHONY: run test lint bench reliability system-deps ui-assets browser-deps viewer clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ lint: $(STAMP)
 bench: $(STAMP) system-deps
 	@dpkg -s orthanc orthanc-dicomweb orthanc-gdcm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb orthanc-gdcm; }
 	$(BIN)/python -m bench.run
+
+# Fuzzing, kill -9 during ingest, floods and slow clients, soak; writes bench/RELIABILITY.md
+# (RELIABILITY_PARTS=kill,flood for some parts, RELIABILITY_QUICK=1 for the short forms).
+reliability: $(STAMP) system-deps
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet 'atheris>=3'
+	$(BIN)/python -m bench.reliability.run
 
 clean:
 	rm -rf $(VENV) var bench/work $(VIEWER_DIR) $(dir $(HTMX))

@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     tls_ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
     tls_check_hostname: bool = True  # a peer's certificate must name its host
     http_tls: bool = False
+    # An HTTP client must send each request's whole header within this many seconds of
+    # connecting (or of the previous answer); a slower one is closed.
+    http_header_timeout: float = Field(default=10.0, gt=0)
 
     storage_capacity_bytes: int | None = None
     storage_reserve_bytes: int = 64 * 1024 * 1024

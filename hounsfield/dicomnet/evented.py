@@ -7,7 +7,7 @@ with several associations the sleepers fought over the GIL (bench/RESULTS.md, "N
 
 Installed once, process-wide, by importing this module:
 
-- the DUL waits in `select` on its socket and on a wake-up socket that is written when a
+- the DUL waits in `poll` on its socket and on a wake-up socket that is written when a
   primitive or an event is queued for it while it waits there (not while it is busy: a
   write costs a system call and, under GIL contention, a few hundred µs), or it is told to
   stop;
@@ -40,6 +40,9 @@ from hounsfield.dicomnet.checkpoint import IS_PAUSED, Checkpoint
 log = logging.getLogger(__name__)
 TICK = 0.02  # seconds between timer checks when nothing happens
 _SPIN_LIMIT = 2  # readable-socket wake-ups in a row with nothing read: fall back to sleeping
+_READABLE = select.POLLIN | select.POLLPRI
+PDU_FLOOR = 1 << 20  # bytes every PDU may have, whatever the maximum PDU size
+PDU_ROOM = 1 << 16
 
 
 class _WakingQueue(queue.Queue):  # type: ignore[type-arg]
@@ -55,14 +58,14 @@ class _WakingQueue(queue.Queue):  # type: ignore[type-arg]
 
 
 class EventedDUL(dul.DULServiceProvider):
-    """pynetdicom's DUL provider, waiting in `select` instead of sleeping."""
+    """pynetdicom's DUL provider, waiting in `poll` instead of sleeping."""
 
     def __init__(self, assoc: Association) -> None:
         super().__init__(assoc)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._selecting = False  # in (or about to enter) `select`
+        self._selecting = False  # in (or about to enter) `poll`
         self._woken = False  # a wake-up byte was written and not yet read
         self.event_queue = _WakingQueue(self.wake)
         self.to_provider_queue = _WakingQueue(self.wake)
@@ -101,26 +104,60 @@ class EventedDUL(dul.DULServiceProvider):
             time.sleep(self._run_loop_delay)
             return idle_wakes
         sock = getattr(self.socket, "socket", None)
-        watched: list[Any] = [self._wake_r]
-        if sock is not None and getattr(self.socket, "_is_connected", False):
-            watched.append(sock)
+        poller = select.poll()  # not select(): no FD_SETSIZE limit on descriptor numbers
+        poller.register(self._wake_r, _READABLE)
         self._selecting = True  # before looking at the queues: a put after it wakes us
         try:
+            if sock is not None and getattr(self.socket, "_is_connected", False):
+                poller.register(sock, _READABLE)
             if self._has_work():
                 return 0
-            ready, _, _ = select.select(watched, [], [], TICK)
+            ready = {fd for fd, _mask in poller.poll(TICK * 1000)}
         except (OSError, ValueError):  # the socket was closed meanwhile
             time.sleep(self._run_loop_delay)
             return 0
         finally:
             self._selecting = False
-        if self._wake_r in ready:
+        if self._wake_r.fileno() in ready:
             with contextlib.suppress(OSError):  # drained: nothing more to read
                 while self._wake_r.recv(4096):
                     pass
             self._woken = False
             return 0
         return idle_wakes + 1 if ready else 0
+
+    def _read_pdu_data(self) -> None:
+        """pynetdicom's read of one PDU, no larger than `_pdu_limit`, which must arrive
+        whole within a deadline: the ARTIM timer's time left while the A-ASSOCIATE-RQ is
+        awaited, the DIMSE timeout (or the idle timeout when shorter) after that. The
+        socket's own timeout restarts with every byte: a peer sending a byte a second held
+        the connection for as long as it liked."""
+        transport = self.socket
+        if transport is None:
+            return super()._read_pdu_data()
+        transport._pdu_deadline = self._pdu_deadline()  # type: ignore[attr-defined]
+        transport._pdu_limit = self._pdu_limit()  # type: ignore[attr-defined]
+        try:
+            return super()._read_pdu_data()
+        finally:
+            transport._pdu_deadline = None  # type: ignore[attr-defined]
+            transport._pdu_limit = None  # type: ignore[attr-defined]
+
+    def _pdu_limit(self) -> int | None:
+        """The most bytes one PDU may announce: the largest P-DATA this side accepts (an
+        A-ASSOCIATE-RQ at least PDU_FLOOR) and some room; None when unlimited. A header
+        announcing 4 GiB had the reader collect whatever arrived for it."""
+        largest = int(getattr(self.assoc.ae, "maximum_pdu_size", 0) or 0)
+        return None if largest == 0 else max(largest, PDU_FLOOR) + PDU_ROOM
+
+    def _pdu_deadline(self) -> float | None:
+        """When the PDU starting now must have arrived (time.monotonic), or None."""
+        if self.state_machine.current_state == "Sta2":
+            limit: float | None = self.artim_timer.remaining if self.artim_timer.timeout else None
+        else:
+            limits = [t for t in (self.assoc.dimse_timeout, self.assoc.network_timeout) if t]
+            limit = min(limits) if limits else None
+        return None if limit is None else time.monotonic() + max(limit, 0.0)
 
     def _step(self, sent: bool) -> bool:
         """Send one queued primitive or read one PDU; whether it sent.

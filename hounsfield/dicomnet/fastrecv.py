@@ -1,4 +1,5 @@
-"""Incoming PDUs read in large pieces; C-STORE requests and responses decoded from bytes.
+"""Incoming PDUs read in large pieces, each within a deadline; C-STORE requests and responses
+decoded from bytes.
 
 pynetdicom reads every PDU from its socket 4 KB at a time (32 `recv` calls and copies for
 each 128 KB P-DATA-TF PDU of a C-STORE); here the socket fills one buffer of the PDU's size.
@@ -15,8 +16,11 @@ to pynetdicom's own path, untouched.
 
 from __future__ import annotations
 
+import select
 import socket
+import ssl
 import struct
+import time
 from io import BytesIO
 from typing import Any, cast
 
@@ -30,6 +34,7 @@ _ELEMENT = struct.Struct("<HHI")
 _US = struct.Struct("<H")
 C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
 NO_DATASET = 0x0101
+_FIRST_BUFFER = 4 * 1024 * 1024  # grown beyond this only as bytes arrive
 # Command elements these two messages may carry: tag -> (attribute, VR)
 _FIELDS = {
     0x0000_0000: ("", "UL"),  # group length
@@ -103,19 +108,57 @@ def decode_command(raw: bytes | memoryview) -> tuple[C_STORE, bool] | None:
 
 
 def recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
-    """pynetdicom's `AssociationSocket.recv`: `nr_bytes` read, or fewer if the peer closed."""
+    """pynetdicom's `AssociationSocket.recv`: `nr_bytes` read, or fewer if the peer closed;
+    TimeoutError once the PDU's deadline (`_pdu_deadline`, set by the DUL) has passed;
+    ConnectionAbortedError for more than the PDU's limit (`_pdu_limit`, idem).
+
+    The buffer grows as the bytes arrive: a PDU header may announce up to 4 GiB."""
     sock = cast(socket.socket, self.socket)
-    buffer = bytearray(nr_bytes)
-    view = memoryview(buffer)
+    limit: int | None = getattr(self, "_pdu_limit", None)
+    if limit is not None and nr_bytes > limit:
+        raise ConnectionAbortedError(f"a PDU of {nr_bytes} bytes announced (at most {limit})")
+    deadline: float | None = getattr(self, "_pdu_deadline", None)
+    own_timeout = sock.gettimeout() if deadline is not None else None
+    buffer = bytearray(min(nr_bytes, _FIRST_BUFFER))
     done = 0
-    while done < nr_bytes:
-        count = sock.recv_into(view[done:], nr_bytes - done)
-        if not count:
-            del view
-            del buffer[done:]
-            return buffer
-        done += count
+    try:
+        while done < nr_bytes:
+            if done == len(buffer):
+                buffer.extend(bytes(min(nr_bytes, 2 * done) - done))
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{done} of {nr_bytes} bytes of a PDU arrived in time")
+                sock.settimeout(left if own_timeout is None else min(left, own_timeout))
+            with memoryview(buffer) as view:
+                count = sock.recv_into(view[done:], len(buffer) - done)
+            if not count:
+                break
+            done += count
+    finally:
+        if deadline is not None:
+            sock.settimeout(own_timeout)
+    del buffer[done:]
     return buffer
+
+
+def ready(self: AssociationSocket) -> bool:
+    """pynetdicom's `AssociationSocket.ready` with `poll` instead of `select`, which fails
+    for descriptor numbers above FD_SETSIZE (1024): a node holding many connections could
+    not read from its newer ones."""
+    sock = self.socket
+    if sock is None or self._is_connected is False:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        readable = bool(poller.poll(0))
+    except (OSError, ValueError):
+        self.event_queue.put("Evt17")  # the transport connection is closed
+        return False
+    if isinstance(sock, ssl.SSLSocket):  # buffered data `poll` does not see
+        return readable or bool(sock.pending())
+    return readable
 
 
 _original_receive = DIMSEServiceProvider.receive_primitive
@@ -165,5 +208,6 @@ def _deliver(self: DIMSEServiceProvider, receiving: _Receiving) -> None:
 def install() -> None:
     """Route incoming PDUs and P-DATA through this module (idempotent)."""
     AssociationSocket.recv = recv  # type: ignore[method-assign]
+    AssociationSocket.ready = property(ready)  # type: ignore[method-assign,assignment]
     if DIMSEServiceProvider.receive_primitive is not receive_primitive:
         DIMSEServiceProvider.receive_primitive = receive_primitive  # type: ignore[method-assign]

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import gc
 import socket
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
+
+from hounsfield.dicomnet.lobby import Lobby
+
+GC_SECONDS = 30.0
+_LISTENERS: weakref.WeakSet[DispatchingServer] = weakref.WeakSet()  # this process's
+_dispatching = threading.local()  # `listener_load` while a listener's dispatch runs
+
+
+def _listener_load() -> int:
+    """Associations held by this process's listening servers."""
+    return sum(len(s.active_associations) for s in list(_LISTENERS))
+
 
 # Chooses the process for a new connection (0 = this one) and hands it over; returns False
 # when the connection stays here.
@@ -14,15 +30,53 @@ Dispatch = Callable[[socket.socket, Any], bool]
 
 
 class DispatchingServer(ThreadedAssociationServer):
-    """pynetdicom's threaded listener; each accepted connection may go to another process."""
+    """pynetdicom's threaded listener; an accepted connection waits in the lobby until its
+    A-ASSOCIATE-RQ has arrived (or is closed after the association timeout), then may go
+    to another process."""
 
     dispatch: Dispatch | None = None
+    request_queue_size = 1024  # listen backlog: a burst of connections is not dropped (5)
+    _lobby: Lobby | None = None
+    _collected = 0.0  # time.monotonic() of the last garbage collection
+
+    def server_activate(self) -> None:
+        """Listen, and count among this process's listening servers (see LoadBoard)."""
+        super().server_activate()
+        _LISTENERS.add(self)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if self.dispatch is not None and self.dispatch(request, client_address):
-            request.close()  # the other process holds its own descriptor now
-            return
+        if self._lobby is None:
+            self._lobby = Lobby(self._spoken, lambda: self.ae.acse_timeout)
+        self._lobby.add(request, client_address)
+
+    def _spoken(self, request: socket.socket, client_address: Any) -> None:
+        if self.dispatch is not None:
+            _dispatching.listener_load = _listener_load  # what LoadBoard.choose reads
+            try:
+                handed = self.dispatch(request, client_address)
+            finally:
+                _dispatching.listener_load = None
+            if handed:
+                request.close()  # the other process holds its own descriptor now
+                return
         super().process_request(request, client_address)
+
+    def service_actions(self) -> None:
+        """pynetdicom collects garbage after every 60 accepted connections (its associations'
+        threads were not freed otherwise); a full collection of a node's heap took long
+        enough that a burst of connections waited seconds to be accepted: at most once
+        every GC_SECONDS here."""
+        now = time.monotonic()
+        if now - self._collected >= GC_SECONDS:
+            self._collected = now
+            gc.collect()
+
+    def server_close(self) -> None:
+        """Close the connections still waiting in the lobby, then the listening socket."""
+        _LISTENERS.discard(self)
+        if self._lobby is not None:
+            self._lobby.close()
+        super().server_close()
 
 
 class HandedServer(ThreadedAssociationServer):
@@ -61,8 +115,16 @@ class LoadBoard:
     def choose(self, alive: list[bool]) -> int:
         """The live process with the most room under its share of the association limit; on
         a tie the least loaded, then an extra process before the listener (whose threads
-        also run the HTTP server and the work queue); the listener when all others are gone."""
+        also run the HTTP server and the work queue); the listener when all others are gone.
+
+        When a listener hands a connection over, the listener's own count is first set to
+        the associations its listening servers really hold, whatever was counted in and
+        out: a count that drifted up once sent every connection to the other processes,
+        which refused those beyond their share (local limit exceeded)."""
+        listener_load: Callable[[], int] | None = getattr(_dispatching, "listener_load", None)
         with self.counts.get_lock():
+            if listener_load is not None:  # called by a listener handing a connection over
+                self.counts[0] = listener_load()
             loads = list(self.counts)
         candidates = [i for i, up in enumerate(alive) if up] or [0]
         return max(candidates, key=lambda i: (self.shares[i] - loads[i], -loads[i], i))

@@ -41,6 +41,13 @@ class _NotEstablished:
 class ServingAE(AE):
     """A pynetdicom AE whose `associate` calls an `opener` when one is given."""
 
+    @property
+    def active_associations(self) -> list[Association]:
+        """pynetdicom's, less the associations already released or aborted whose threads
+        are still winding down: they counted against `maximum_associations`, so a client
+        that released and at once associated again could be refused."""
+        return [a for a in super().active_associations if not (a.is_released or a.is_aborted)]
+
     def associate(self, addr: str, port: int, *args: Any, **kwargs: Any) -> Any:
         opener: Opener | None = kwargs.pop("opener", None)
         if opener is None:

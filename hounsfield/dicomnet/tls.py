@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -146,20 +148,39 @@ class _Handshaking:
 def handshake(
     context: Any, request: socket.socket, timeout: float, client_address: Any
 ) -> ssl.SSLSocket | str:
-    """`request` after a server-side handshake within `timeout` seconds, or why it failed
-    (logged, closed)."""
+    """`request` after a server-side handshake within `timeout` seconds in all (not per
+    read: a client sending a byte a second kept its thread), or why it failed (logged,
+    closed)."""
     current: socket.socket = request
+    deadline = time.monotonic() + timeout
     try:
-        request.settimeout(timeout)
+        request.setblocking(False)
         wrapped = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
         current = wrapped
-        wrapped.do_handshake()
+        while True:
+            try:
+                wrapped.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                _wait(wrapped, select.POLLIN, deadline)
+            except ssl.SSLWantWriteError:
+                _wait(wrapped, select.POLLOUT, deadline)
         wrapped.settimeout(None)
         return wrapped  # type: ignore[no-any-return]
     except (OSError, ValueError) as exc:
         log.warning("TLS handshake with %s failed: %s", _host(client_address), exc)
         current.close()
         return f"TLS handshake failed: {exc}"
+
+
+def _wait(sock: socket.socket, event: int, deadline: float) -> None:
+    """Until `sock` is ready for `event`; TimeoutError at `deadline`."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the TLS handshake took longer than the association timeout")
+    poller = select.poll()  # no FD_SETSIZE limit
+    poller.register(sock, event)
+    poller.poll(left * 1000)
 
 
 def _host(client_address: Any) -> str:

@@ -30,6 +30,7 @@ from hounsfield.sites.devices import apply_declared as apply_devices
 from hounsfield.sites.reconcile_schedule import apply_declared as apply_reconcile_jobs
 from hounsfield.storage.tiers import apply_declared as apply_filesystems
 from hounsfield.web.app import create_app
+from hounsfield.web.header_deadline import header_deadline_protocol
 from hounsfield.workers.runner import Worker
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def serve(settings: Settings) -> None:
         port=settings.http_port,
         log_level="warning",
         access_log=False,
+        http=header_deadline_protocol(settings.http_header_timeout),
         **https_options(settings),
     )
     if http_config.is_ssl:  # uvicorn's context: TLS 1.2 and newer, the node's ciphers
