@@ -211,7 +211,12 @@ class DimseServer:
     def _on_accepted(self, event: Event) -> None:
         part = called_partition(self.archive, event)
         record(
-            self.archive.engine, "association", actor=caller(event.assoc), partition=part.ae_title
+            self.archive.engine,
+            "association",
+            actor=caller(event.assoc),
+            coalesce=True,  # a load balancer's check associates every second or two
+            count=1,
+            partition=part.ae_title,
         )
 
     def _on_rejected(self, event: Event) -> None:
