@@ -93,12 +93,9 @@ class Gate:
         await self.app(scope, receive, send)
 
     def _audit_refusal(self, request: Request, exc: ArchiveError) -> None:
-        """A security alert for refused rights and for credentials that did not hold (a
-        request that brought none is only asked to log in)."""
-        presented = bool(request.headers.get("authorization")) or bool(
-            request.cookies.get(sessions.COOKIE)
-        )
-        if isinstance(exc, Unauthenticated) and not presented:
+        """A security alert for refused rights and for a bearer token that did not hold (a
+        request with none, or with an expired session cookie, is only asked to log in)."""
+        if isinstance(exc, Unauthenticated) and not request.headers.get("authorization"):
             return
         client = request.client
         actor = Actor(
