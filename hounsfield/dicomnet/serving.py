@@ -45,8 +45,14 @@ class ServingAE(AE):
     def active_associations(self) -> list[Association]:
         """pynetdicom's, less the associations already released or aborted whose threads
         are still winding down: they counted against `maximum_associations`, so a client
-        that released and at once associated again could be refused."""
-        return [a for a in super().active_associations if not (a.is_released or a.is_aborted)]
+        that released and at once associated again could be refused. An association whose
+        A-RELEASE-RP is queued counts as released: the peer may hold the reply (and open its
+        next association) before this side's thread has marked it released."""
+        return [
+            a
+            for a in super().active_associations
+            if not (a.is_released or a.is_aborted or getattr(a, "_sent_release", False))
+        ]
 
     def associate(self, addr: str, port: int, *args: Any, **kwargs: Any) -> Any:
         opener: Opener | None = kwargs.pop("opener", None)
