@@ -11,11 +11,11 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
+from pydicom.filereader import data_element_generator, read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from hounsfield.catalog.scan import HEADER_END, Scan, scan
+from hounsfield.catalog.scan import HEADER_END, Scan, scan, tail_fits
 from hounsfield.errors import InvalidDataset
 from hounsfield.uids import check_uid
 
@@ -67,6 +67,8 @@ def parse_header(data: bytes, transfer_syntax: str) -> Parsed:
     try:
         found = scan(data, encoding.implicit_vr, encoding.little_endian, INDEX_TAGS)
         ds, end = _read(data, encoding) if found is None else _scanned(found, encoding)
+        if found is None or not tail_fits(data, end, encoding.implicit_vr, encoding.little_endian):
+            _check_whole(data, 0 if found is None else end, encoding)
         # Read the attributes the index needs as the index will, so a corrupt value (one read
         # as a sequence whose items hold unknown VRs, say) fails here.
         for keyword in INDEX_KEYWORDS:
@@ -85,6 +87,24 @@ def _read(data: bytes, encoding: Encoding) -> tuple[Dataset, int]:
     if len(ds) == 0:
         raise InvalidDataset("dataset is empty")
     return ds, fp.tell()
+
+
+def _check_whole(data: bytes, pos: int, encoding: Encoding) -> None:
+    """Refuse a dataset whose top-level elements from pos on do not walk to its end as
+    pydicom reads them (a value running past the end, pixel data without its delimiter):
+    pydicom would read such a file as empty, DCMTK and dcm4che not at all."""
+    fp = BytesIO(data)
+    fp.seek(pos)
+    size = len(data)
+    try:
+        # defer_size=0 skips over values instead of copying them; a skip past the end shows.
+        for element in data_element_generator(
+            fp, encoding.implicit_vr, encoding.little_endian, defer_size=0
+        ):
+            if fp.tell() > size:
+                raise InvalidDataset(f"element {element.tag} runs past the end of the dataset")
+    except EOFError as exc:
+        raise InvalidDataset(f"dataset ends early: {exc}") from exc
 
 
 def _scanned(found: Scan, encoding: Encoding) -> tuple[Dataset, int]:

@@ -131,6 +131,25 @@ def _raw(
     )
 
 
+def tail_fits(data: bytes, pos: int, implicit_vr: bool, little_endian: bool) -> bool:
+    """Whether the top-level elements from pos on (pixel data, padding, signatures) walk to
+    the end of data as pydicom reads them; False also when the bytes are unusual."""
+    codec = _CODECS[implicit_vr, little_endian]
+    size = len(data)
+    try:
+        while pos + 8 <= size:  # pydicom ends a dataset at fewer than 8 bytes
+            tag, vr, length, start = codec.header(data, pos)
+            if length == UNDEFINED:
+                pos = _skip_undefined(data, start, tag, vr, codec, 1)
+            else:
+                pos = start + length
+            if pos > size:
+                return False
+    except (_Decline, struct.error):
+        return False
+    return True
+
+
 def _looks_implicit(data: bytes, pos: int) -> bool | None:
     """pydicom's guess from the VR bytes of the element at pos (None: too short to guess)."""
     if pos + 6 > len(data):

@@ -99,7 +99,11 @@ def test_malformed_and_invalid_input_refused(
     assert _send_raw(server.port, tmp_path, unknown_vr, sop) == 0xC000
     truncated_sequence = b"\x08\x00\x16\x00SQ\x00\x00\xff\xff\xff\xff\x01\x02"
     assert _send_raw(server.port, tmp_path, truncated_sequence, sop) == 0xC000
-    missing_uids = encode(make_instance(SOPInstanceUID=sop))[:200]
+    cut_short = encode(make_instance(SOPInstanceUID=sop))[:200]  # inside an element
+    assert _send_raw(server.port, tmp_path, cut_short, sop) == 0xC000
+    missing_uids = encode(
+        make_instance(SOPInstanceUID=sop, StudyInstanceUID=None, SeriesInstanceUID=None)
+    )
     assert _send_raw(server.port, tmp_path, missing_uids, sop) == 0xC001
     bad_uid = encode(make_instance(SOPInstanceUID=sop, StudyInstanceUID="1.2.abc"))
     assert _send_raw(server.port, tmp_path, bad_uid, sop) == 0xC001

@@ -105,9 +105,23 @@ def real_datasets() -> Iterator[tuple[str, bytes, str]]:
         yield item.path.name, data, syntax
 
 
+# Test files whose last elements run past their end: pydicom reads the first two with
+# their pixel data or plan cut short and the third as an empty dataset; DCMTK reads none.
+TRUNCATED = {
+    "MR_truncated.dcm",
+    "rtplan_truncated.dcm",
+    "emri_small_jpeg_2k_lossless_too_short.dcm",
+}
+
+
 def test_real_files_match_pydicom() -> None:
     handled, declined = 0, []
     for name, data, syntax in real_datasets():
+        if name in TRUNCATED:
+            for reader in (parse_header, pydicom_header):
+                with pytest.raises(InvalidDataset, match=r"past the end|ends early"):
+                    reader(data, syntax)
+            continue
         end = scanned(data, syntax)
         if end is None:
             declined.append(name)
@@ -382,6 +396,50 @@ def test_corrupt_wanted_value_raises_on_the_fast_path() -> None:
     with pytest.raises(InvalidDataset, match="cannot be parsed"):
         parse_header(body, EXPLICIT_LE)
     assert_same(body, EXPLICIT_LE)
+
+
+def fragments(*frames: bytes, delimited: bool = True) -> bytes:
+    """Encapsulated Pixel Data: an empty offset table, one item per frame."""
+    items = marker(ITEM) + b"".join(marker(ITEM, len(f)) + f for f in frames)
+    return element(
+        0x7FE00010, "OB", items + (marker(SEQUENCE_END) if delimited else b""), length=UNDEFINED
+    )
+
+
+@pytest.mark.parametrize(
+    ("tail", "refusal"),
+    [
+        pytest.param(PIXELS[:-4], "element \\(7FE0,0010\\) runs past the end", id="pixels-cut"),
+        pytest.param(fragments(b"ab" * 8)[:-8], "ends early", id="no-sequence-delimiter"),
+        pytest.param(fragments(b"ab" * 8)[:-12], "ends early", id="fragment-cut"),
+        pytest.param(
+            PIXELS + element(0xFFFCFFFC, "OB", b"\x00" * 6)[:-2],
+            "element \\(FFFC,FFFC\\) runs past the end",
+            id="padding-cut",
+        ),
+    ],
+)
+def test_a_tail_cut_short_is_refused(tail: bytes, refusal: str) -> None:
+    """Elements after the header that run past the end: pydicom would read the file as an
+    empty dataset (or with its pixel data cut), so it is refused on both paths."""
+    body = b"".join([*head(), *identity()])
+    for reader in (parse_header, pydicom_header):
+        with pytest.raises(InvalidDataset, match=refusal):
+            reader(body + tail, EXPLICIT_LE)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(PIXELS, id="pixels"),
+        pytest.param(fragments(b"ab" * 8, b"cd" * 4), id="fragments"),
+        pytest.param(PIXELS + element(0xFFFCFFFC, "OB", b"\x00" * 6), id="padding"),
+        pytest.param(PIXELS + b"\x00" * 7, id="fewer-than-8-bytes-left"),
+    ],
+)
+def test_a_whole_tail_is_taken(tail: bytes) -> None:
+    body = b"".join([*head(), *identity()])
+    check(body + tail, EXPLICIT_LE, len(body))
 
 
 def test_mutated_files_decline_or_match() -> None:
