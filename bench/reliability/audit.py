@@ -91,7 +91,7 @@ def audit(url: str) -> Audit:
             continue
         path = Path(root) / rel
         known.add(path)
-        problem = _differs(path, size, checksum, sop)
+        problem = differs(path, size, checksum, sop)
         if problem == "missing":
             out.missing.append(str(path))
         elif problem:
@@ -121,7 +121,7 @@ def _sop_of(name: str) -> str:
     return name.lstrip(".").split("_", 1)[0].removesuffix(".dcm")
 
 
-def _differs(path: Path, size: int, checksum: str, sop: str) -> str:
+def differs(path: Path, size: int, checksum: str, sop: str) -> str:
     """'' when the file is as its row says; otherwise what differs."""
     try:
         raw = path.read_bytes()
@@ -135,7 +135,7 @@ def _differs(path: Path, size: int, checksum: str, sop: str) -> str:
         found = str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
     except Exception as exc:
         return f"does not parse: {type(exc).__name__}"
-    return "" if found == sop else f"holds {found}"
+    return "" if found == sop else f"holds SOP Instance {found}, row says {sop}"
 
 
 def age(paths: list[Path], seconds: float = 2 * HOUR) -> None:

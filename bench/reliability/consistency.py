@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom import dcmread
 from sqlalchemy import create_engine, text
+
+from bench.reliability.audit import differs
 
 PROBE_PREFIX = ".probe-"  # the node's storage probes, written and removed while it runs
 _FILES = text(
@@ -88,7 +88,7 @@ def check(database_url: str) -> Consistency:
     for rel, size, checksum, root, sop in rows:
         path = Path(root) / rel
         indexed.add(path)
-        problem = _differs(path, size, checksum, sop)
+        problem = differs(path, size, checksum, sop)
         if problem == "missing":
             out.missing_files.append(str(path))
         elif problem:
@@ -103,20 +103,3 @@ def check(database_url: str) -> Consistency:
             elif path not in indexed:
                 out.unindexed_files.append(str(path))
     return out
-
-
-def _differs(path: Path, size: int, checksum: str, sop: str) -> str:
-    """'' when the file is as its row says; otherwise what differs."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return "missing"
-    if len(raw) != size:
-        return f"{len(raw)} bytes, row says {size}"
-    if hashlib.sha256(raw).hexdigest() != checksum:
-        return "checksum differs"
-    try:
-        found = str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
-    except Exception as exc:
-        return f"does not parse: {type(exc).__name__}"
-    return "" if found == sop else f"holds SOP Instance {found}, row says {sop}"

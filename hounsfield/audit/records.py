@@ -4,7 +4,7 @@ every reading is itself recorded (Audit Log Used)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, or_, select
@@ -13,6 +13,23 @@ from hounsfield.audit.events import OUTCOMES, SUCCESS
 from hounsfield.audit.trail import record
 from hounsfield.db import engine as db
 from hounsfield.db.tables import audit_event
+from hounsfield.errors import InvalidRequest
+
+
+def moment(value: str | None, name: str = "time") -> datetime | None:
+    """A time given as ISO 8601 (UTC when no zone), or as hours or days ago ('24h', '7d')."""
+    if not value:
+        return None
+    if value[-1:] in ("h", "d") and value[:-1].replace(".", "", 1).isdigit():
+        amount = float(value[:-1])
+        return datetime.now(UTC) - timedelta(hours=amount if value[-1] == "h" else amount * 24)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{name}: not a time: {value!r} (use 2026-11-30, 2026-11-30T08:00, 24h or 7d)"
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -12,20 +11,6 @@ from hounsfield.cli.output import JsonOpt, archive, fail, print_json, rows_table
 app = typer.Typer(
     help="The audit trail: accesses, changes and security events.", no_args_is_help=True
 )
-
-
-def _moment(value: str | None) -> datetime | None:
-    """A time given as ISO 8601 (UTC when no zone), or as hours ago: '24h', or days: '7d'."""
-    if not value:
-        return None
-    if value[-1:] in ("h", "d") and value[:-1].replace(".", "", 1).isdigit():
-        amount = float(value[:-1])
-        return datetime.now(UTC) - timedelta(hours=amount if value[-1] == "h" else amount * 24)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"not a time: {value!r} (use 2026-11-30, 2026-11-30T08:00, 24h or 7d)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command("list")
@@ -44,13 +29,18 @@ def audit_list(
 ) -> None:
     """Audit records, newest first (this reading is recorded too)."""
     from hounsfield.audit.events import KINDS
-    from hounsfield.audit.records import AuditFilter, list_records
+    from hounsfield.audit.records import AuditFilter, list_records, moment
+    from hounsfield.errors import InvalidRequest
 
     if event and event not in KINDS:
         fail(f"unknown event {event!r}; one of: {', '.join(KINDS)}")
+    try:
+        start, end = moment(since, "--since"), moment(until, "--until")
+    except InvalidRequest as exc:
+        fail(exc)
     wanted = AuditFilter(
-        since=_moment(since),
-        until=_moment(until),
+        since=start,
+        until=end,
         event=event or "",
         user=user or "",
         host=host or "",

@@ -6,13 +6,13 @@ import logging
 import queue
 import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, RowMapping, Table, delete, func, select
 
 from hounsfield.db import engine as db
 from hounsfield.db.tables import alert, app_log
@@ -141,9 +141,10 @@ def archive_day(folder: Path, day: date, lines: Iterable[str], fsync: bool = Tru
     return target
 
 
-def days_before(engine: Engine, table: object, before: datetime) -> list[date]:
+def days_before(engine: Engine, table: Table, before: datetime) -> list[date]:
+    """The days from the oldest row of `table` up to `before`."""
     with db.read(engine) as conn:
-        oldest = conn.scalar(select(func.min(table.c.created_at)))  # type: ignore[attr-defined]
+        oldest = conn.scalar(select(func.min(table.c.created_at)))
     oldest = utc(oldest)
     if oldest is None or oldest >= before:
         return []
@@ -155,41 +156,54 @@ def days_before(engine: Engine, table: object, before: datetime) -> list[date]:
 
 
 def day_range(day: date) -> tuple[datetime, datetime]:
+    """The UTC start and end of `day`."""
     start = datetime.combine(day, datetime.min.time(), UTC)
     return start, start + timedelta(days=1)
 
 
-@service("archive-application-log", interval_seconds=86400)
-def archive_application_log(run: Run) -> str:
-    """Archive each finished day of the application log to a zip on the lowest tier; remove
-    from the database what is older than the days to keep."""
+def archive_table(
+    run: Run, table: Table, name: str, keep_days: float, line: Callable[[RowMapping], str]
+) -> str:
+    """Archive each finished day of `table` (one `line` per row, by created_at) to day zips
+    under `name` on the lowest tier; remove from the database the days before the last
+    `keep_days`, archived first."""
     engine = run.archive.engine
     today = datetime.combine(now().date(), datetime.min.time(), UTC)
-    keep_from = today - timedelta(days=run.archive.settings.app_log_keep_days)
-    folder = archive_folder(engine, "ApplicationLog")
+    keep_from = today - timedelta(days=keep_days)
+    folder = archive_folder(engine, name)
+    created = table.c.created_at
     archived = removed = 0
-    for day in days_before(engine, app_log, today):
+    for day in days_before(engine, table, today):
         start, end = day_range(day)
         with db.read(engine) as conn:
             rows = conn.execute(
-                select(app_log)
-                .where(app_log.c.created_at >= start, app_log.c.created_at < end)
-                .order_by(app_log.c.created_at, app_log.c.pk)
+                select(table).where(created >= start, created < end).order_by(created, table.c.pk)
             ).mappings()
-            lines = [
-                f"{utc(r['created_at']):%Y-%m-%dT%H:%M:%S.%fZ} {r['level']} {r['node']} "  # type: ignore[str-format]
-                f"{r['logger']}: {r['message']}"
-                for r in rows
-            ]
+            lines = [line(r) for r in rows]
         if lines:
             archive_day(folder, day, lines, run.archive.settings.fsync)
             archived += 1
         if end <= keep_from:
             with db.write(engine) as conn:
                 removed += conn.execute(
-                    delete(app_log).where(app_log.c.created_at >= start, app_log.c.created_at < end)
+                    delete(table).where(created >= start, created < end)
                 ).rowcount
     return f"archived {archived} days to {folder}, removed {removed} records"
+
+
+def _log_line(r: RowMapping) -> str:
+    return (
+        f"{utc(r['created_at']):%Y-%m-%dT%H:%M:%S.%fZ} {r['level']} {r['node']} "
+        f"{r['logger']}: {r['message']}"
+    )
+
+
+@service("archive-application-log", interval_seconds=86400)
+def archive_application_log(run: Run) -> str:
+    """Archive each finished day of the application log to a zip on the lowest tier; remove
+    from the database what is older than the days to keep."""
+    keep = run.archive.settings.app_log_keep_days
+    return archive_table(run, app_log, "ApplicationLog", keep, _log_line)
 
 
 def archive_alerts(run: Run, before: datetime) -> int:

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import Query
 
 from hounsfield.audit.events import KINDS
-from hounsfield.audit.records import AuditFilter
+from hounsfield.audit.records import AuditFilter, moment
 from hounsfield.errors import InvalidRequest
 
 
-def _moment(value: str, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name}: not an ISO 8601 time: {value!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def audit_filter(
-    since: str = Query("", description="From this time (ISO 8601; UTC when no zone)."),
-    until: str = Query("", description="Before this time (ISO 8601)."),
+    since: str = Query(
+        "", description="From this time (ISO 8601, UTC when no zone; or 24h, 7d ago)."
+    ),
+    until: str = Query("", description="Before this time (ISO 8601, or 1h ago)."),
     event: str = Query("", description=f"One kind: {', '.join(KINDS)}."),
     user: str = Query("", description="A user name or calling AE title."),
     host: str = Query("", description="A caller's address."),
@@ -37,8 +27,8 @@ def audit_filter(
     if event and event not in KINDS:
         raise InvalidRequest(f"unknown event {event!r}; one of: {', '.join(KINDS)}")
     return AuditFilter(
-        since=_moment(since, "since"),
-        until=_moment(until, "until"),
+        since=moment(since, "since"),
+        until=moment(until, "until"),
         event=event,
         user=user,
         host=host,

@@ -123,6 +123,13 @@ def test_only_admins_read_the_trail_and_reading_is_recorded(
         client.get("/admin/audit?event=nonsense", headers=_bearer(secrets["root"])).status_code
         == 400
     )
+    recent = client.get("/admin/audit?since=1h&until=2999-01-01", headers=_bearer(secrets["root"]))
+    assert recent.status_code == 200 and recent.json()
+    assert (
+        client.get("/admin/audit?since=2999-01-01", headers=_bearer(secrets["root"])).json() == []
+    )
+    bad = client.get("/admin/audit?since=yesterday", headers=_bearer(secrets["root"]))
+    assert bad.status_code == 400 and "since: not a time" in bad.text
     page = client.get("/ui/audit?event=config", headers=_bearer(secrets["root"]))
     assert page.status_code == 200 and "user rad added (radiologist" in page.text
     trail.flush(arch.engine)
