@@ -154,6 +154,13 @@ patient = Table(
     Column("match_key", String(333), nullable=False, default=""),
     UniqueConstraint("partition_pk", "patient_id", "issuer", "match_key"),
     Index(None, "name_key"),
+    Index(None, "patient_id"),  # a search by Patient ID names the partition on the study
+    # DOE* is a LIKE prefix: on PostgreSQL only an index in pattern order serves it.
+    Index(
+        "ix_patient_name_key_prefix",
+        "name_key",
+        postgresql_ops={"name_key": "varchar_pattern_ops"},
+    ).ddl_if(dialect="postgresql"),
 )
 
 study = Table(
