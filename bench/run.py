@@ -14,6 +14,8 @@ from bench import (
     cluster_part,
     cluster_report,
     compress_bench,
+    disk_part,
+    disk_report,
     forward_part,
     forward_report,
     local_report,
@@ -144,6 +146,16 @@ def _local(settings: BenchSettings, corpus: corpus_mod.Corpus | None) -> LocalRe
     return local
 
 
+def _earlier_report(settings: BenchSettings) -> str | None:
+    """RESULTS.md as it stands when only the disk part ran: its other sections are kept."""
+    if settings.parts != {"disk"}:
+        return None
+    try:
+        return settings.results_file.read_text()
+    except OSError:
+        return None
+
+
 def main() -> int:
     """Run the chosen parts; exit code 1 if anything failed."""
     settings = load()
@@ -158,6 +170,7 @@ def main() -> int:
     reconcile = reconcile_part.measure(settings) if settings.reconcile else None
     cluster = cluster_part.measure(settings) if "cluster" in settings.parts else None
     viewer = viewer_part.measure(settings) if "viewer" in settings.parts else None
+    disk = disk_part.measure(settings) if settings.disk else None
 
     lines = report.lines(results[0], results[1], settings, corpus) if results and corpus else []
     if lines:
@@ -171,21 +184,26 @@ def main() -> int:
         print(cluster_report.text(cluster))
     if viewer is not None:
         print(viewer_report.text(viewer))
-    text = report.markdown(
-        lines,
-        results,
-        env,
-        settings,
-        corpus,
-        started_at,
-        time.perf_counter() - started,
-        DEFAULT_NOTES,
-        local,
-        forward,
-        reconcile,
-    )
-    text = cluster_report.insert(text, cluster)
-    text = viewer_report.insert(text, viewer)
+    if disk is not None:
+        print(disk_report.text(disk))
+    text = _earlier_report(settings)
+    if text is None:
+        text = report.markdown(
+            lines,
+            results,
+            env,
+            settings,
+            corpus,
+            started_at,
+            time.perf_counter() - started,
+            DEFAULT_NOTES,
+            local,
+            forward,
+            reconcile,
+        )
+        text = cluster_report.insert(text, cluster)
+        text = viewer_report.insert(text, viewer)
+    text = disk_report.insert(text, disk, started_at)
     report.write(settings.results_file, text)
     print(f"\nwritten {settings.results_file}")
     for m in results:
@@ -194,6 +212,7 @@ def main() -> int:
     part_errors = (forward.errors if forward else []) + (reconcile.errors if reconcile else [])
     part_errors += cluster.errors if cluster else []
     part_errors += viewer.errors if viewer else []
+    part_errors += disk.errors if disk else []
     for error in local.errors + part_errors:
         print(f"FAILED: {error.splitlines()[0]}", file=sys.stderr)
     return 1 if any(m.errors for m in results) or local.errors or part_errors else 0

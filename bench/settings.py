@@ -10,7 +10,17 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / "work"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-PARTS = ("dimse", "web", "queue", "compress", "forward", "reconcile", "cluster", "viewer")
+PARTS = (
+    "dimse",
+    "web",
+    "queue",
+    "compress",
+    "forward",
+    "reconcile",
+    "cluster",
+    "viewer",
+    "disk",
+)
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 
@@ -68,6 +78,8 @@ class BenchSettings:
     link_rtt_ms: int
     reconcile_per_day: int
     reconcile_repeats: int
+    disk_seconds: int
+    disk_repeats: int
 
     @property
     def hounsfield_index(self) -> str:
@@ -136,6 +148,11 @@ class BenchSettings:
         return self.work_dir / "corpus" / f"reconcile-31x{self.reconcile_per_day}"
 
     @property
+    def disk(self) -> bool:
+        """Whether the disk part runs."""
+        return "disk" in self.parts
+
+    @property
     def link_corpus_dir(self) -> Path:
         """The cached one-study corpus forwarded over the simulated link (patient LINK001)."""
         return self.work_dir / "corpus" / f"link-{self.link_instances}"
@@ -191,4 +208,6 @@ def load() -> BenchSettings:
         link_rtt_ms=_int("BENCH_LINK_RTT_MS", 40, minimum=0),
         reconcile_per_day=_int("BENCH_RECONCILE_STUDIES", 20),
         reconcile_repeats=_int("BENCH_RECONCILE_REPEATS", 3),
+        disk_seconds=_int("BENCH_DISK_SECONDS", 10),
+        disk_repeats=_int("BENCH_DISK_REPEATS", 3),
     )

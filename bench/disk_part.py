@@ -1,0 +1,289 @@
+"""The disk part: this disk's limit for fsynced 0.5 MB files, and Hounsfield's ingest against it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing import get_context
+from multiprocessing.queues import Queue
+from pathlib import Path
+
+from bench import corpus as corpus_mod
+from bench import dicom_ops as ops
+from bench.memory import cpu_seconds
+from bench.procs import free_port
+from bench.servers import Server, start_hounsfield, wait_ready
+from bench.settings import BenchSettings
+from hounsfield.storage.atomic import write_atomic
+
+FILE_BYTES = 512 * 1024  # 0.52 MB, about one 512x512 16-bit CT instance
+POOL_BYTES = 8 * 1024 * 1024  # random bytes each writer cuts its files from
+WRITERS = 4  # four writers, four associations
+TARGET = 0.70  # ingest MB/s at least 70% of the four-writer limit
+BARRIER_SECONDS = 120.0  # longest wait for every writer to be ready
+MODES = (("1 writer", 1, "threads"), ("4 threads", 4, "threads"), ("4 processes", 4, "processes"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed run: objects written or stored, their bytes, wall time, CPU use."""
+
+    count: int
+    nbytes: int
+    seconds: float
+    busy: float  # share of all the machine's CPU time spent busy during the run
+    late: float = 0.0  # seconds the last writer started after the first
+    server_cpu: float = 0.0  # the archive's CPU seconds (ingest only)
+
+    @property
+    def per_second(self) -> float:
+        """Files or instances per second."""
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def mb_per_second(self) -> float:
+        """MB (10^6 bytes) per second."""
+        return self.nbytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class DiskResults:
+    """The disk-limit runs per writer mode, the ingest runs, and what failed."""
+
+    seconds: float
+    repeats: int
+    folder: str
+    filesystem: str
+    index: str
+    writers: dict[str, list[Run]] = field(default_factory=dict)
+    ingest: list[Run] = field(default_factory=list)
+    instances: int = 0
+    instance_bytes: int = 0
+    corpus: str = ""
+    errors: list[str] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average before, after
+
+    def median(self, runs: Sequence[Run], attr: str) -> float | None:
+        """The median of one property over `runs`."""
+        values = [float(getattr(r, attr)) for r in runs]
+        return statistics.median(values) if values else None
+
+    @property
+    def limit_mode(self) -> str | None:
+        """The four-writer mode with the higher median MB/s: the disk's limit."""
+        modes = [m for m in ("4 threads", "4 processes") if self.writers.get(m)]
+        if not modes:
+            return None
+        return max(modes, key=lambda m: self.median(self.writers[m], "mb_per_second") or 0.0)
+
+    @property
+    def limit_mbps(self) -> float | None:
+        """The disk's four-writer limit in MB/s."""
+        mode = self.limit_mode
+        return self.median(self.writers[mode], "mb_per_second") if mode else None
+
+    @property
+    def ratio(self) -> float | None:
+        """Median ingest MB/s over the four-writer limit."""
+        ingest, limit = self.median(self.ingest, "mb_per_second"), self.limit_mbps
+        return ingest / limit if ingest is not None and limit else None
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """Busy and total CPU time of the whole machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_since(before: tuple[int, int]) -> float:
+    busy, total = _cpu_jiffies()
+    return (busy - before[0]) / (total - before[1]) if total > before[1] else 0.0
+
+
+def filesystem_of(folder: Path) -> str:
+    """`device (type, mounted on ...)` of the mount holding `folder`."""
+    best = ("", "?", "?")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, mount, kind = line.split()[:3]
+        inside = folder == Path(mount) or Path(mount) in folder.parents
+        if inside and len(mount) >= len(best[0]):
+            best = (mount, device, kind)
+    return f"{best[1]} ({best[2]}, mounted on {best[0]})"
+
+
+@dataclass(frozen=True)
+class Span:
+    """What one writer did: files written, when it began and ended, the machine's CPU
+    counters (busy, total) at both ends."""
+
+    files: int
+    began: float
+    ended: float
+    cpu_began: tuple[int, int]
+    cpu_ended: tuple[int, int]
+
+
+def write_files(folder: str, seconds: float, ready: threading.Barrier) -> Span:
+    """Durable FILE_BYTES files written into `folder` for `seconds` after every writer has
+    passed `ready`, each as the archive stores an object."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = os.urandom(POOL_BYTES)
+    ready.wait()
+    cpu, began, n = _cpu_jiffies(), time.time(), 0
+    end = began + seconds
+    while time.time() < end:
+        at = (n * 4104) % (POOL_BYTES - FILE_BYTES)
+        data = n.to_bytes(8, "little") + pool[at + 8 : at + FILE_BYTES]
+        write_atomic(out / f"{n:06d}.dcm", [data])
+        n += 1
+    return Span(n, began, time.time(), cpu, _cpu_jiffies())
+
+
+def _threads(folders: list[str], seconds: float) -> list[Span]:
+    ready = threading.Barrier(len(folders), timeout=BARRIER_SECONDS)
+    with ThreadPoolExecutor(len(folders)) as pool:
+        return list(pool.map(lambda f: write_files(f, seconds, ready), folders))
+
+
+def _in_process(folder: str, seconds: float, ready: threading.Barrier, out: Queue[Span]) -> None:
+    out.put(write_files(folder, seconds, ready))
+
+
+def _processes(folders: list[str], seconds: float) -> list[Span]:
+    """One spawned process per folder; the clock starts once all have started up."""
+    ctx = get_context("spawn")
+    ready, out = ctx.Barrier(len(folders), timeout=BARRIER_SECONDS), ctx.Queue()
+    procs = [ctx.Process(target=_in_process, args=(f, seconds, ready, out)) for f in folders]
+    try:
+        for proc in procs:
+            proc.start()
+        return [out.get(timeout=BARRIER_SECONDS + seconds + 60) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _writer_run(folder: Path, writers: int, kind: str, seconds: float) -> Run:
+    """One run of `writers` writers (threads or processes), each into its own folder."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.sync()
+    folders = [str(folder / f"writer{i}") for i in range(writers)]
+    spans = (_processes if kind == "processes" else _threads)(folders, seconds)
+    first, last = min(spans, key=lambda s: s.began), max(spans, key=lambda s: s.ended)
+    busy, total = (e - b for e, b in zip(last.cpu_ended, first.cpu_began, strict=True))
+    count = sum(s.files for s in spans)
+    late = max(s.began for s in spans) - first.began
+    shutil.rmtree(folder, ignore_errors=True)
+    os.sync()
+    return Run(
+        count, count * FILE_BYTES, last.ended - first.began, busy / total if total else 0.0, late
+    )
+
+
+def _repeat(name: str, repeats: int, action: Callable[[], Run], unit: str) -> list[Run]:
+    runs = []
+    for i in range(repeats):
+        print(f"    {name} ({i + 1}/{repeats}) ...", end="", flush=True)
+        run = action()
+        print(f" {run.per_second:,.1f} {unit}, {run.mb_per_second:,.1f} MB/s", flush=True)
+        runs.append(run)
+    return runs
+
+
+def _disk_limit(settings: BenchSettings, out: DiskResults) -> None:
+    folder = settings.work_dir / "disk"
+    for name, writers, kind in MODES:
+        out.writers[name] = _repeat(
+            f"disk, {name}, {out.seconds:g}s",
+            out.repeats,
+            partial(_writer_run, folder, writers, kind, out.seconds),
+            "files/s",
+        )
+
+
+def _ingest_files(settings: BenchSettings) -> tuple[corpus_mod.Corpus, list[Path]]:
+    """The CT corpus of the dimse part and the files of its four-association row."""
+    corpus, _ = corpus_mod.ensure(
+        settings.corpus_dir, settings.studies, settings.instances, settings.series_size
+    )
+    corpus_mod.warm(corpus)
+    os.sync()
+    return corpus, [f for study in corpus.studies[1:] for f in study.files]
+
+
+def _count_back(server: Server, studies: list[corpus_mod.Study], expected: int) -> None:
+    """An IMAGE-level C-FIND must count every instance sent (raises otherwise)."""
+    dates = sorted(s.date for s in studies)
+    uids = [s.uid for s in studies]
+    ops.image_count(server.ae_title, server.port, f"{dates[0]}-{dates[-1]}", uids, expected)
+
+
+def _ingest_run(settings: BenchSettings, corpus: corpus_mod.Corpus, files: list[Path]) -> Run:
+    """Fresh Hounsfield (fsync on), `files` over four storescu associations, counted back."""
+    server = start_hounsfield(
+        settings.work_dir,
+        free_port(),
+        settings.timeout,
+        settings.postgres,
+        extra_env={"HOUNSFIELD_FSYNC": "true"},
+    )
+    try:
+        wait_ready(server)
+        os.sync()
+        server_cpu, cpu = cpu_seconds(server.pid), _cpu_jiffies()
+        stored = ops.store(server.ae_title, server.port, files, WRITERS, settings.timeout)
+        busy, server_cpu = _busy_since(cpu), cpu_seconds(server.pid) - server_cpu
+        _count_back(server, corpus.studies[1:], len(files))
+    finally:
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
+        os.sync()
+    return Run(stored.count, stored.nbytes, stored.seconds, busy, server_cpu=server_cpu)
+
+
+def _ingest(settings: BenchSettings, out: DiskResults) -> None:
+    corpus, files = _ingest_files(settings)
+    out.instances = len(files)
+    out.instance_bytes = sum(f.stat().st_size for f in files)
+    out.corpus = settings.corpus_dir.name
+    out.ingest = _repeat(
+        f"ingest, {len(files)} instances, {WRITERS} associations",
+        out.repeats,
+        lambda: _ingest_run(settings, corpus, files),
+        "inst/s",
+    )
+
+
+def measure(settings: BenchSettings) -> DiskResults:
+    """The disk's limit with one and four writers, then Hounsfield's ingest against it."""
+    print("\n== disk", flush=True)
+    out = DiskResults(
+        seconds=float(settings.disk_seconds),
+        repeats=settings.disk_repeats,
+        folder=str(settings.work_dir),
+        filesystem=filesystem_of(settings.work_dir.resolve()),
+        index=settings.hounsfield_index,
+        load=[os.getloadavg()[0]],
+    )
+    for name, step in (("disk limit", _disk_limit), ("ingest", _ingest)):
+        try:
+            step(settings, out)
+        except Exception as exc:
+            print(f" FAILED\n      {str(exc).splitlines()[0]}", flush=True)
+            out.errors.append(f"disk part, {name}: {exc}\n{traceback.format_exc(limit=4)}")
+    out.load.append(os.getloadavg()[0])
+    return out

@@ -1,0 +1,155 @@
+"""RESULTS.md section of the disk part, spliced between its markers into the report text."""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+from datetime import datetime
+
+from bench.disk_part import FILE_BYTES, MODES, TARGET, WRITERS, DiskResults, Run
+
+START, END = "<!-- part:disk -->", "<!-- /part:disk -->"
+_SECTION = re.compile(re.escape(START) + r"\n.*?" + re.escape(END) + r"\n", re.S)
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return format(value, fmt) if value is not None else "n/a"
+
+
+def _runs(runs: list[Run]) -> str:
+    return ", ".join(f"{r.per_second:,.1f}" for r in runs) or "failed"
+
+
+def _writer_rows(res: DiskResults) -> list[str]:
+    out = []
+    for name, _, _ in MODES:
+        runs = res.writers.get(name, [])
+        out.append(
+            f"| {name} | {_runs(runs)} | {_num(res.median(runs, 'per_second'), ',.1f')} | "
+            f"{_num(res.median(runs, 'mb_per_second'), ',.1f')} | "
+            f"{_num(res.median(runs, 'busy'), '.0%')} |"
+        )
+    return out
+
+
+def _spread(res: DiskResults) -> str:
+    late = [r.late for runs in res.writers.values() for r in runs]
+    if not late:
+        return "No disk-limit run finished."
+    return (
+        "The writers of a run start together (a barrier after start-up); the widest gap "
+        f"between the first and the last writer's start was {1000 * max(late):.0f} ms."
+    )
+
+
+def _ingest_row(res: DiskResults) -> str:
+    runs = res.ingest
+    cpu = [r.server_cpu / r.seconds for r in runs if r.seconds > 0]
+    server = f"{100 * statistics.median(cpu):.0f}%" if cpu else "n/a"
+    seconds = ", ".join(f"{r.seconds:.2f}" for r in runs) or "failed"
+    return (
+        f"| {WRITERS} associations | {seconds} | {_runs(runs)} | "
+        f"{_num(res.median(runs, 'per_second'), ',.1f')} | "
+        f"{_num(res.median(runs, 'mb_per_second'), ',.1f')} | {server} | "
+        f"{_num(res.median(runs, 'busy'), '.0%')} |"
+    )
+
+
+def verdict(res: DiskResults) -> str:
+    """Ingest against the limit, and whether the target is met."""
+    ratio, limit = res.ratio, res.limit_mbps
+    if ratio is None or limit is None:
+        return f"Ingest against the disk limit: n/a (target at least {TARGET:.0%})."
+    ingest = res.median(res.ingest, "mb_per_second") or 0.0
+    result = "PASS" if ratio >= TARGET else "MISS"
+    return (
+        f"Ingest against the disk limit: {ingest:,.1f} MB/s / {limit:,.1f} MB/s "
+        f"({res.limit_mode}, the higher of the two four-writer rows) = **{ratio:.0%}**; "
+        f"target at least {TARGET:.0%} with {WRITERS} associations: **{result}**."
+    )
+
+
+def _disk_words(res: DiskResults) -> str:
+    return (
+        f"Disk limit: writers create {FILE_BYTES // 1024} KiB files ({FILE_BYTES / 1e6:.2f} MB) "
+        f"in `{res.folder}` on {res.filesystem}, the filesystem the archive stores on below. "
+        "Each file goes through the archive's own durable write "
+        "(`hounsfield.storage.atomic.write_atomic`: temporary file, write, flush, fsync, "
+        "rename into place, fsync of the folder; SHA-256 of the bytes on the way); its bytes "
+        "are a fresh cut of random bytes with the file's number in front, so no two files are "
+        "alike. Each writer has its own folder, as four associations sending different series "
+        f"do. One writer, then four as threads and four as processes; {res.seconds:g} s per run "
+        f"(a writer starts no new file after that), {res.repeats} runs per row, the folder "
+        "removed and `sync` run before and after each run. files/s counts the files of all "
+        "writers over the time from the first writer's start to the last one's end; CPU busy "
+        f"is the machine's ({os.cpu_count()} cores), for every process on it."
+    )
+
+
+def _ingest_words(res: DiskResults) -> str:
+    per = res.instance_bytes / res.instances / 1e6 if res.instances else 0.0
+    return (
+        f"Ingest: `hounsfield serve` ({res.index}, fsync on: the default, also set with "
+        "`HOUNSFIELD_FSYNC=true`) on a fresh data folder in the same folder for each run; "
+        f"{res.instances} CT instances (study 2 onwards of the dimse part's cached corpus "
+        f"`{res.corpus}`, 512x512 16-bit, Explicit VR Little Endian, {per:.2f} MB each, the "
+        f"files of its *C-STORE, {WRITERS} associations* row) split into {WRITERS} consecutive "
+        f"lists, one DCMTK storescu each (`-R`, 128 KB PDUs, TCP_NODELAY=1), started together; "
+        "wall time until the last exits, storescu start-up included. Every instance is then "
+        f"counted back by an IMAGE-level C-FIND (untimed). {res.repeats} runs, each on a fresh "
+        "server; the corpus is read beforehand (page cache) and `sync` runs before each run. "
+        "Server CPU: the server's process tree, in % of one core over the run."
+    )
+
+
+def sections(res: DiskResults, when: datetime | None = None) -> list[str]:
+    """The disk section: what was run, the runs, the medians and the ratio."""
+    stamp = f" Run {when:%Y-%m-%d %H:%M}." if when else ""
+    out = [
+        "### Disk limit and ingest against it (Hounsfield alone)",
+        "",
+        f"Median of {res.repeats} runs per row.{stamp} {_disk_words(res)}",
+        "",
+        "| Writers | Runs (files/s) | files/s | MB/s | CPU busy |",
+        "|---|---|---:|---:|---:|",
+        *_writer_rows(res),
+        "",
+        _spread(res),
+        "",
+        _ingest_words(res),
+        "",
+        "| Ingest | Runs (s) | Runs (inst/s) | inst/s | MB/s | Server CPU | CPU busy |",
+        "|---|---|---|---:|---:|---:|---:|",
+        _ingest_row(res),
+        "",
+        verdict(res),
+        "",
+    ]
+    if len(res.load) == 2:
+        out += [
+            f"1-minute load average {res.load[0]:.2f} before the part, {res.load[1]:.2f} "
+            f"after (the machine has {os.cpu_count()} CPUs; anything else running shows here).",
+            "",
+        ]
+    for error in res.errors:
+        out += [f"Failed: {error.splitlines()[0]}", "", "```", error.strip(), "```", ""]
+    return out
+
+
+def insert(text: str, res: DiskResults | None, when: datetime | None = None) -> str:
+    """`text` (RESULTS.md) with the disk section between its markers: in place of an earlier
+    one, else before `## Method` (else at the end); other sections are left as they are."""
+    if res is None:
+        return text
+    block = "\n".join([START, *sections(res, when), END]) + "\n"
+    if _SECTION.search(text):
+        return _SECTION.sub(lambda _: block, text, count=1)
+    if "\n## Method\n" in text:
+        return text.replace("\n## Method\n", "\n" + block + "\n## Method\n", 1)
+    return text.rstrip("\n") + "\n\n" + block
+
+
+def text(res: DiskResults) -> str:
+    """A plain summary for the console."""
+    return "\n".join(sections(res))
