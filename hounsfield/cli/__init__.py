@@ -34,6 +34,7 @@ from hounsfield.cli import (
     users,
     verify,
 )
+from hounsfield.node import logs
 from hounsfield.settings import load_settings
 
 app = typer.Typer(help="Hounsfield DICOM archive.", no_args_is_help=True)
@@ -47,11 +48,7 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Load settings once for every command."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logs.configure(logging.DEBUG if verbose else logging.INFO, verbose)
     output.use_settings(load_settings(config))
     set_actor(command_line_actor())  # what a command changes is recorded as done by its user
 

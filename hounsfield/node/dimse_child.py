@@ -16,6 +16,7 @@ from hounsfield.cluster.heartbeat import DrainFlag
 from hounsfield.dicomnet.handoff import LoadBoard
 from hounsfield.dimse.server import DimseServer
 from hounsfield.metrics import snapshot
+from hounsfield.node import logs
 from hounsfield.node.process import open_process
 from hounsfield.settings import Settings
 
@@ -35,7 +36,7 @@ def child_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener too; it decides
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: _close_link(link))
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(log_level)
     node = open_process(settings)
     archive = node.archive
     draining = DrainFlag(archive, settings.node_name)

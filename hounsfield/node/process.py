@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from hounsfield.archive.context import Archive, open_archive
 from hounsfield.cluster.config import ConfigWatch
 from hounsfield.dicomnet.install import install as install_dicomnet
+from hounsfield.node import logs
 from hounsfield.scheduled.applog import DatabaseLogHandler
 from hounsfield.settings import Settings
 
@@ -46,5 +47,5 @@ def open_process(settings: Settings) -> NodeProcess:
 
 def open_pool_process(settings: Settings) -> Archive:
     """Set up a work-queue pool process (CPU-bound items): the archive only."""
-    logging.basicConfig(level=logging.WARNING)
+    logs.configure(logging.WARNING)
     return open_archive(settings)
