@@ -360,6 +360,14 @@ def report(
             f"{logged} | {c.files_on_disk:,} | {c.file_rows:,} | {c.instances:,} | "
             f"{', '.join(counts) or 'none'} |"
         )
+    unsendable = sum(r.cstore.unsendable for r in runs)
+    if unsendable:
+        lines += [
+            "",
+            f"Not sent: {unsendable:,} C-STORE mutants that pynetdicom, the sending client, "
+            "cannot read to send (its File Meta reader fails on a first element cut inside "
+            "its header); STOW-RS sends such bytes as they are.",
+        ]
     unexpected = [u for r in runs for t in (r.cstore, r.stow) for u in t.unexpected]
     problems = [p for r in runs for p in (r.consistency or Consistency()).problems]
     failures = [f for r in runs for t in (r.cstore, r.stow) for f in t.probe_failures]

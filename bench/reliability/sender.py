@@ -17,6 +17,7 @@ import httpx
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
+from pynetdicom.dsutils import split_dataset
 from pynetdicom.events import Event
 
 from bench.reliability.mutate import Mutant
@@ -48,6 +49,7 @@ class Tally:
     refused: Counter[str] = field(default_factory=Counter)  # per status
     unexpected: list[str] = field(default_factory=list)  # internal errors, malformed answers
     no_answer: int = 0  # aborts, closed connections, timeouts: none is expected
+    unsendable: int = 0  # mutants the client itself could not read to send (not sent)
     slowest: float = 0.0  # seconds of the slowest answer
     seconds: float = 0.0
     probes: int = 0
@@ -64,6 +66,7 @@ class Tally:
         self.refused.update(other.refused)
         self.unexpected += other.unexpected
         self.no_answer += other.no_answer
+        self.unsendable += other.unsendable
         self.slowest = max(self.slowest, other.slowest)
         self.seconds = max(self.seconds, other.seconds)
         self.probes += other.probes
@@ -203,6 +206,11 @@ def _one_association(target: Target, batch: list[Mutant], path: Path, tally: Tal
                 tally.unexpected.append(f"association refused or aborted ({mutant.kind})")
                 continue
         path.write_bytes(mutant.source.meta + mutant.dataset)  # the File Meta names the object
+        try:
+            split_dataset(path)  # what pynetdicom reads first to send a file
+        except Exception:  # e.g. the first element cut inside its header: nothing goes out
+            tally.unsendable += 1
+            continue
         tally.sent += 1
         began = time.monotonic()
         try:
