@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from sqlalchemy import select
@@ -184,7 +185,7 @@ def _build(archive: Archive, partition: str, study_uid: str, version: list[Any])
         except Exception as exc:  # an unreadable header still lists the instance
             log.warning("metadata of %s limited to its UIDs: %s", sop_uid, exc)
             obj = _minimal(study_uid, series_uid, sop_uid, syntax)
-        lines.append(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+        lines.append(_line(obj))
         index.append((series_uid, sop_uid))
     head = json.dumps({"version": version, "format": FORMAT, "instances": index}).encode()
     body = head + b"\n[\n" + b",\n".join(lines) + b"\n]"
@@ -194,6 +195,15 @@ def _build(archive: Archive, partition: str, study_uid: str, version: list[Any])
         fsync=archive.settings.fsync,
     )
     return Document(lines, index)
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    """One compact JSON line (orjson; the standard library for what orjson refuses, such as
+    an integer beyond 64 bits in a damaged header)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _minimal(study_uid: str, series_uid: str, sop_uid: str, syntax: str) -> dict[str, Any]:

@@ -21,13 +21,30 @@ BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW"})
 SPLIT_VRS = frozenset({"AS", "CS", "DA", "DT", "TM", "UI"})  # stripped whole, then split
 TEXT_VRS = frozenset({"SH", "LO", "UC"})  # split, then each value stripped on the right
 SINGLE_VRS = frozenset({"LT", "ST", "UT", "UR"})  # one value, stripped on the right
+STRING_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI"}
+    | {"UR", "UT"}
+)
 NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 CONTROLS = re.compile(rb"[\x00-\x1f\x7f]")  # ESC among them: an ISO 2022 escape
 TEXT_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # LT, ST, UT: CR LF FF TAB
+_UNITS = {code: struct.calcsize("<" + code) for code in "HhLlfdQq"}  # standard sizes
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 CHARSET = 0x00080005
 MAX_DEPTH = 16
+
+
+# Each VR's bytes: its name and whether its length takes 4 bytes (after 2 reserved ones).
+_VRS = {vr.encode(): (vr, vr in LONG_VRS) for vr in (LONG_VRS | SHORT_VRS) - {"UN"}}
+_KEYS: dict[int, str] = {}  # tag -> "GGGGEEEE", as met
+
+
+def _key(tag: int) -> str:
+    key = _KEYS[tag] = f"{tag:08X}"
+    if len(_KEYS) > 100_000:  # private tags of every kind: keep the memo bounded
+        _KEYS.clear()
+    return key
 
 
 class Unusual(Exception):
@@ -74,17 +91,16 @@ class _Reader:
             if tag <= last or group == 0xFFFE:
                 raise Unusual(f"element {tag:08X} out of order")
             last = tag
-            vr = raw_vr.decode("latin-1")
-            if vr in LONG_VRS:
+            known = _VRS.get(raw_vr)
+            if known is None:  # UN too: pydicom looks the VR up, of private tags by creator
+                raise Unusual(f"element {tag:08X} of VR {raw_vr!r}")
+            vr, long = known
+            if long:
                 (length,) = self._long(data, pos + 8)
                 start = pos + 12
-            elif vr in SHORT_VRS:
-                start = pos + 8
             else:
-                raise Unusual(f"VR {raw_vr!r}")
-            if vr == "UN":  # pydicom looks the VR up, of private tags too (their creator)
-                raise Unusual(f"element {tag:08X} of VR UN")
-            key = f"{tag:08X}"
+                start = pos + 8
+            key = _KEYS.get(tag) or _key(tag)
             if vr == "SQ":
                 out[key], pos = self.sequence(start, length, f"{path}{key}/", depth)
                 continue
@@ -151,6 +167,14 @@ class _Reader:
 
     def value(self, vr: str, value: bytes, path: str) -> dict[str, Any]:
         """One element's JSON (Unusual: pydicom shall convert it)."""
+        if vr in STRING_VRS:
+            if not value.isascii():
+                raise Unusual("not plain ASCII")  # the character set decides: pydicom's work
+            controls = TEXT_CONTROLS if vr in SINGLE_VRS else CONTROLS
+            if controls.search(value.rstrip(b"\0")):
+                raise Unusual("control characters")  # pydicom strips some, the charset others
+            values = _strings(vr, value.decode("ascii"))
+            return {"vr": vr, "Value": values} if values else {"vr": vr}
         out: dict[str, Any] = {"vr": vr}
         if vr in BINARY_VRS:
             if value:
@@ -159,29 +183,18 @@ class _Reader:
                 else:
                     out["InlineBinary"] = base64.b64encode(value).decode()
             return out
-        if vr in NUMBERS or vr == "AT":
-            code = NUMBERS.get(vr, "H")
-            unit = struct.calcsize("<" + code)  # standard sizes, not the platform's
-            size = 4 if vr == "AT" else unit
-            if len(value) % size:
-                raise Unusual("a length that is not a multiple of the value size")
-            if value:
-                numbers = struct.unpack(f"{self.order}{len(value) // unit}{code}", value)
-                if vr == "AT":
-                    out["Value"] = [
-                        f"{numbers[i]:04X}{numbers[i + 1]:04X}" for i in range(0, len(numbers), 2)
-                    ]
-                else:
-                    out["Value"] = [float(n) for n in numbers] if code in "fd" else list(numbers)
-            return out
-        if not value.isascii():
-            raise Unusual("not plain ASCII")  # the character set decides: pydicom's work
-        controls = (TEXT_CONTROLS if vr in SINGLE_VRS else CONTROLS).search(value.rstrip(b"\0"))
-        if controls:
-            raise Unusual("control characters")  # pydicom strips some, the charset others
-        values = _strings(vr, value.decode("ascii"))
-        if values:
-            out["Value"] = values
+        code = NUMBERS.get(vr, "H")  # AT: pairs of unsigned shorts
+        unit = _UNITS[code]
+        if len(value) % (4 if vr == "AT" else unit):
+            raise Unusual("a length that is not a multiple of the value size")
+        if value:
+            numbers = struct.unpack(f"{self.order}{len(value) // unit}{code}", value)
+            if vr == "AT":
+                out["Value"] = [
+                    f"{numbers[i]:04X}{numbers[i + 1]:04X}" for i in range(0, len(numbers), 2)
+                ]
+            else:
+                out["Value"] = [float(n) for n in numbers] if code in "fd" else list(numbers)
         return out
 
 
