@@ -364,9 +364,9 @@ def report(
     if unsendable:
         lines += [
             "",
-            f"Not sent: {unsendable:,} C-STORE mutants that pynetdicom, the sending client, "
-            "cannot read to send (its File Meta reader fails on a first element cut inside "
-            "its header); STOW-RS sends such bytes as they are.",
+            f"Not sent: {unsendable:,} C-STORE mutant{'' if unsendable == 1 else 's'} that "
+            "pynetdicom, the sending client, cannot read to send (its File Meta reader fails "
+            "on a first element cut inside its header); STOW-RS sends such bytes as they are.",
         ]
     unexpected = [u for r in runs for t in (r.cstore, r.stow) for u in t.unexpected]
     problems = [p for r in runs for p in (r.consistency or Consistency()).problems]
