@@ -13,6 +13,7 @@ from typing import Any
 from pynetdicom.transport import ThreadedAssociationServer
 
 from hounsfield.dicomnet.lobby import Lobby
+from hounsfield.dicomnet.serving import winding_down
 
 GC_SECONDS = 30.0
 _LISTENERS: weakref.WeakSet[DispatchingServer] = weakref.WeakSet()  # this process's
@@ -20,8 +21,13 @@ _dispatching = threading.local()  # `listener_load` while a listener's dispatch 
 
 
 def _listener_load() -> int:
-    """Associations held by this process's listening servers."""
-    return sum(len(s.active_associations) for s in list(_LISTENERS))
+    """Associations held by this process's listening servers (not those winding down, as
+    the association limit counts them), and connections kept here whose association thread
+    has not started yet."""
+    return sum(
+        s.starting + sum(1 for a in s.active_associations if not winding_down(a))
+        for s in list(_LISTENERS)
+    )
 
 
 # Chooses the process for a new connection (0 = this one) and hands it over; returns False
@@ -38,11 +44,21 @@ class DispatchingServer(ThreadedAssociationServer):
     request_queue_size = 1024  # listen backlog: a burst of connections is not dropped (5)
     _lobby: Lobby | None = None
     _collected = 0.0  # time.monotonic() of the last garbage collection
+    # Connections kept here whose association thread has not started: a connection kept a
+    # moment ago is not among `active_associations` until its request thread has created
+    # and started the Association, and a listener that did not count it took more than its
+    # share (local limit exceeded) when connections came in quick succession.
+    starting = 0
 
     def server_activate(self) -> None:
         """Listen, and count among this process's listening servers (see LoadBoard)."""
+        self._starting_lock = threading.Lock()
         super().server_activate()
         _LISTENERS.add(self)
+
+    def _count_starting(self, delta: int) -> None:
+        with self._starting_lock:
+            self.starting += delta
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self._lobby is None:
@@ -59,7 +75,20 @@ class DispatchingServer(ThreadedAssociationServer):
             if handed:
                 request.close()  # the other process holds its own descriptor now
                 return
-        super().process_request(request, client_address)
+        self._count_starting(1)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._count_starting(-1)
+            raise
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Create and start the association (on the connection's own thread); from then on
+        it is among `active_associations`."""
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            self._count_starting(-1)
 
     def service_actions(self) -> None:
         """pynetdicom collects garbage after every 60 accepted connections (its associations'

@@ -38,6 +38,12 @@ class _NotEstablished:
                 return None
 
 
+def winding_down(assoc: Association) -> bool:
+    """Whether an association is released or aborted (or its A-RELEASE-RP is queued) while
+    its thread may still be running: it no longer holds a place under the limit."""
+    return bool(assoc.is_released or assoc.is_aborted or getattr(assoc, "_sent_release", False))
+
+
 class ServingAE(AE):
     """A pynetdicom AE whose `associate` calls an `opener` when one is given."""
 
@@ -48,11 +54,7 @@ class ServingAE(AE):
         that released and at once associated again could be refused. An association whose
         A-RELEASE-RP is queued counts as released: the peer may hold the reply (and open its
         next association) before this side's thread has marked it released."""
-        return [
-            a
-            for a in super().active_associations
-            if not (a.is_released or a.is_aborted or getattr(a, "_sent_release", False))
-        ]
+        return [a for a in super().active_associations if not winding_down(a)]
 
     def associate(self, addr: str, port: int, *args: Any, **kwargs: Any) -> Any:
         opener: Opener | None = kwargs.pop("opener", None)

@@ -59,7 +59,8 @@ def test_item_of_a_killed_process_is_reclaimed_and_finished(
     marker = tmp_path / "started"
     proc = _worker(archive, marker, "--node", "doomed", "--lease", "1", "--threads", "1")
     deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
+    # the worker creates the file, then writes the item's key: wait for the key
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.read_text() == str(pk)
     os.kill(proc.pid, signal.SIGKILL)
