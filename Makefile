@@ -54,7 +54,7 @@ browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test: $(STAMP) system-deps ui-assets browser-deps viewer
-	@. scripts/test-postgres.sh && $(BIN)/pytest -q -p no:cacheprovider --durations=15
+	@. scripts/test-postgres.sh && $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check hounsfield tests bench
