@@ -32,26 +32,13 @@ BARRIER_SECONDS = 120.0  # longest wait for every writer to be ready
 MODES = (("1 writer", 1, "threads"), ("4 threads", 4, "threads"), ("4 processes", 4, "processes"))
 
 
-@dataclass(frozen=True)
-class Run:
-    """One timed run: objects written or stored, their bytes, wall time, CPU use."""
+@dataclass(frozen=True, kw_only=True)
+class Run(ops.Timed):
+    """One timed run (files written or instances stored, their bytes) and its CPU use."""
 
-    count: int
-    nbytes: int
-    seconds: float
     busy: float  # share of all the machine's CPU time spent busy during the run
     late: float = 0.0  # seconds the last writer started after the first
     server_cpu: float = 0.0  # the archive's CPU seconds (ingest only)
-
-    @property
-    def per_second(self) -> float:
-        """Files or instances per second."""
-        return self.count / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def mb_per_second(self) -> float:
-        """MB (10^6 bytes) per second."""
-        return self.nbytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass
@@ -190,7 +177,11 @@ def _writer_run(folder: Path, writers: int, kind: str, seconds: float) -> Run:
     shutil.rmtree(folder, ignore_errors=True)
     os.sync()
     return Run(
-        count, count * FILE_BYTES, last.ended - first.began, busy / total if total else 0.0, late
+        last.ended - first.began,
+        count,
+        count * FILE_BYTES,
+        busy=busy / total if total else 0.0,
+        late=late,
     )
 
 
@@ -252,7 +243,7 @@ def _ingest_run(settings: BenchSettings, corpus: corpus_mod.Corpus, files: list[
         server.stop()
         shutil.rmtree(server.folder, ignore_errors=True)
         os.sync()
-    return Run(stored.count, stored.nbytes, stored.seconds, busy, server_cpu=server_cpu)
+    return Run(stored.seconds, stored.count, stored.nbytes, busy=busy, server_cpu=server_cpu)
 
 
 def _ingest(settings: BenchSettings, out: DiskResults) -> None:

@@ -143,7 +143,9 @@ def _crowd(port: int, count: int, report: Any) -> None:
         sock.close()
 
 
-def _closed_within(sock: socket.socket, seconds: float) -> bool:
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the other end closes `sock` (EOF or reset) within `seconds`; whatever it sends
+    first (an A-ABORT, an HTTP error) is read and dropped."""
     sock.settimeout(seconds)
     try:
         while sock.recv(65536):
@@ -155,24 +157,32 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
     return True
 
 
-def _dribble_rq(port: int, into: Closed, lock: threading.Lock) -> None:
-    """An A-ASSOCIATE-RQ of 300 bytes sent one byte a second."""
-    pdu = b"\x01\x00" + struct.pack(">I", 300) + bytes(300)
+def _dribble(port: int, data: bytes) -> float | None:
+    """`data` sent to `port` on a new connection one byte a second; the seconds from the
+    connecting to the server's close (a failed send counts as one), or None when it never
+    closed: every byte was sent, or NEVER_HANGS passed."""
     started = time.monotonic()
     with socket.create_connection((LOCALHOST, port), timeout=NEVER_HANGS) as sock:
-        for i in range(len(pdu)):
+        for i in range(len(data)):
             try:
-                sock.sendall(pdu[i : i + 1])
+                sock.sendall(data[i : i + 1])
             except OSError:
                 break
-            if _closed_within(sock, 1.0):
+            if closed_within(sock, 1.0):
                 break
             if time.monotonic() - started > NEVER_HANGS:
-                return
+                return None
         else:
-            return
-    with lock:
-        into.closed_after.append(time.monotonic() - started)
+            return None
+    return time.monotonic() - started
+
+
+def _dribble_rq(port: int, into: Closed, lock: threading.Lock) -> None:
+    """An A-ASSOCIATE-RQ of 300 bytes sent one byte a second."""
+    took = _dribble(port, b"\x01\x00" + struct.pack(">I", 300) + bytes(300))
+    if took is not None:
+        with lock:
+            into.closed_after.append(took)
 
 
 def _associate(port: int) -> Association:
@@ -328,21 +338,10 @@ def _slow_http(port: int, count: int, out: FloodOutcome) -> None:
     header = b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
 
     def slow() -> None:
-        started = time.monotonic()
-        with socket.create_connection((LOCALHOST, port), timeout=NEVER_HANGS) as sock:
-            for i in range(len(header)):
-                try:
-                    sock.sendall(header[i : i + 1])
-                except OSError:
-                    break
-                if _closed_within(sock, 1.0):
-                    break
-                if time.monotonic() - started > NEVER_HANGS:
-                    return
-            else:
-                return
-        with lock:
-            out.slow_http.closed_after.append(time.monotonic() - started)
+        took = _dribble(port, header)
+        if took is not None:
+            with lock:
+                out.slow_http.closed_after.append(took)
 
     threads = [threading.Thread(target=slow) for _ in range(count)]
     for t in threads:

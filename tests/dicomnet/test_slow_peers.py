@@ -21,6 +21,7 @@ from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import CTImageStorage, Verification
 
+from bench.reliability.flood_part import closed_within
 from hounsfield.archive.context import Archive
 from hounsfield.dicomnet.lobby import ADMIT_BYTES, arrived
 from hounsfield.dicomnet.tls import handshake
@@ -76,27 +77,13 @@ def _echo_and_store(port: int) -> None:
         assoc.release()
 
 
-def _closed_by_peer(sock: socket.socket, within: float) -> bool:
-    """Whether the other end closes `sock` (EOF or reset) within `within` seconds; whatever
-    it sends first (an A-ABORT) is read and dropped."""
-    sock.settimeout(within)
-    try:
-        while sock.recv(65536):
-            pass
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def test_silent_connections_take_no_association_slot_and_are_closed(
     small_server: DimseServer,
 ) -> None:
     silent = [socket.create_connection(("127.0.0.1", small_server.port)) for _ in range(20)]
     try:
         _echo_and_store(small_server.port)  # 20 silent connections, a limit of 2
-        assert all(_closed_by_peer(s, NEVER_HANGS) for s in silent)
+        assert all(closed_within(s, NEVER_HANGS) for s in silent)
     finally:
         for s in silent:
             s.close()
@@ -115,7 +102,7 @@ def test_associate_requests_sent_a_byte_at_a_time_take_no_slot_and_are_cut_off(
         _echo_and_store(small_server.port)
         sent = 8
         with contextlib.suppress(OSError):  # the server closed
-            while sent < len(pdu) - 1 and not _closed_by_peer(dribblers[0], 0.25):
+            while sent < len(pdu) - 1 and not closed_within(dribblers[0], 0.25):
                 dribblers[0].sendall(pdu[sent : sent + 1])
                 sent += 1
         assert sent < len(pdu) - 1, "the server waited for the whole dribbled A-ASSOCIATE-RQ"
