@@ -11,7 +11,6 @@ from typing import Any, Literal
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -22,6 +21,7 @@ from hounsfield.catalog.parse import Encoding, decode_header
 from hounsfield.catalog.partitions import Partition
 from hounsfield.db import engine as db
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
+from hounsfield.dicomnet import preencoded
 from hounsfield.errors import InvalidDataset
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ SPECIAL = {
     "QueryRetrieveLevel",
     "SpecificCharacterSet",
 }
+SPECIFIC_CHARACTER_SET = 0x00080005
 _BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 BATCH = 200
 _TABLE_OF = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
@@ -200,11 +201,14 @@ def find(
     limit: int | None = None,
     offset: int = 0,
     whole_header: bool = False,
+    implicit: bool | None = None,
 ) -> Iterator[Dataset]:
     """The response identifiers for a C-FIND (or QIDO-RS) request, in a stable order.
 
     `whole_header` adds every attribute of the stored header that is not bulk data
-    (QIDO-RS includefield=all at instance level)."""
+    (QIDO-RS includefield=all at instance level). With `implicit` (the VR encoding of the
+    association's Little Endian transfer syntax) an identifier made only of index values
+    comes already encoded, for the DIMSE edge to send as it is."""
     level = query_level(identifier)
     if root == "study" and level == "PATIENT":
         raise InvalidDataset("PATIENT level is not part of the Study Root model")
@@ -215,7 +219,7 @@ def find(
     stmt = stmt.order_by(table.c.pk).offset(offset)
     if limit is not None:
         stmt = stmt.limit(limit)
-    builder = _Builder(archive, identifier, level, title, whole_header)
+    builder = _Builder(archive, identifier, level, title, whole_header, implicit)
     # The matches and the first batch of answers come from one transaction: most queries
     # have a handful of matches, and each transaction costs a pool checkout and a round trip.
     with db.read(archive.engine) as conn:
@@ -238,8 +242,10 @@ class _Builder:
         level: Level,
         title: str,
         whole_header: bool = False,
+        implicit: bool | None = None,
     ) -> None:
         self.whole_header = whole_header
+        self.implicit = implicit
         self.archive = archive
         self.identifier = identifier
         self.level = level
@@ -249,6 +255,11 @@ class _Builder:
             e.tag
             for e in identifier
             if e.keyword not in KEYS and e.keyword not in SPECIAL and e.tag.group not in (0, 2)
+        ]
+        self.asked = [
+            (int(e.tag), e.keyword, e.VR)
+            for e in identifier
+            if e.tag.group not in (0, 2) and e.keyword != "SpecificCharacterSet"
         ]
 
     def build(self, conn: Connection, pks: list[int]) -> list[Dataset]:
@@ -335,34 +346,50 @@ class _Builder:
         return out
 
     def _response(self, row: Any, header: Dataset | None, computed: dict[str, Any]) -> Dataset:
-        ds = Dataset()
-        for elem in self.identifier:
-            kw = elem.keyword
-            if elem.tag.group in (0, 2) or kw == "SpecificCharacterSet":
-                continue
-            if kw == "QueryRetrieveLevel":
-                ds.QueryRetrieveLevel = self.level
-            elif kw in KEYS and kw in row:
-                _set(ds, elem.tag, _from_column(KEYS[kw], row[kw]))
-            elif kw == "ModalitiesInStudy" and kw in row:
-                _set(ds, elem.tag, _multi(row[kw]))
-            elif kw in computed:
-                _set(ds, elem.tag, _multi(computed[kw]))
-            elif kw == "RetrieveAETitle":
-                ds.RetrieveAETitle = self.title
-            elif kw == "InstanceAvailability":
-                ds.InstanceAvailability = "ONLINE"
-            elif header is not None and elem.tag in header:
-                ds[elem.tag] = header[elem.tag]
-            else:
-                ds.add(DataElement(elem.tag, elem.VR, None))
+        values = self._values(row, header, computed)
         if self.whole_header and header is not None:
+            asked = {tag for tag, _, _ in values}
             for elem in header:
-                if elem.tag not in ds and elem.VR not in _BULK_VRS and elem.tag.group > 2:
-                    ds[elem.tag] = elem
-        if _needs_utf8(ds):
-            ds.SpecificCharacterSet = "ISO_IR 192"
+                if elem.tag not in asked and elem.VR not in _BULK_VRS and elem.tag.group > 2:
+                    values.append((elem.tag, elem.VR, elem))
+        if _needs_utf8(values):
+            values.append((SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192"))
+        if self.implicit is not None:
+            encoded = preencoded.identifier(values, self.implicit)
+            if encoded is not None:
+                return encoded
+        ds = Dataset()
+        for tag, vr, value in values:
+            if isinstance(value, DataElement):
+                ds[tag] = value
+            else:
+                ds.add(DataElement(tag, vr, value))
         return ds
+
+    def _values(
+        self, row: Any, header: Dataset | None, computed: dict[str, Any]
+    ) -> list[preencoded.Element]:
+        """(tag, VR, value) of each answered key, in the identifier's order; an element
+        copied from the stored header is its value."""
+        out: list[preencoded.Element] = []
+        for tag, kw, vr in self.asked:
+            if kw == "QueryRetrieveLevel":
+                out.append((tag, "CS", self.level))
+            elif kw in KEYS and kw in row:
+                out.append(_valued(tag, _from_column(KEYS[kw], row[kw])))
+            elif kw == "ModalitiesInStudy" and kw in row:
+                out.append(_valued(tag, _multi(row[kw])))
+            elif kw in computed:
+                out.append(_valued(tag, _multi(computed[kw])))
+            elif kw == "RetrieveAETitle":
+                out.append((tag, "AE", self.title))
+            elif kw == "InstanceAvailability":
+                out.append((tag, "CS", "ONLINE"))
+            elif header is not None and tag in header:
+                out.append((tag, header[tag].VR, header[tag]))
+            else:
+                out.append((tag, vr, None))
+        return out
 
 
 def _fill_modalities(conn: Connection, rows: dict[int, dict[str, Any]]) -> None:
@@ -395,18 +422,21 @@ def _multi(value: Any) -> Any:
     return value if value not in ("", []) else None
 
 
-def _set(ds: Dataset, tag: Any, value: Any) -> None:
-    tag = Tag(tag)
+def _valued(tag: int, value: Any) -> preencoded.Element:
+    """A key's element with its dictionary VR; an IS value that is not a number is empty."""
     vr = dictionary_VR(tag)
     if vr == "IS" and isinstance(value, str) and not value.strip().lstrip("-").isdigit():
         value = None
-    ds.add(DataElement(tag, vr, value))
+    return (tag, vr, value)
 
 
-def _needs_utf8(ds: Dataset) -> bool:
-    for elem in ds:
-        values = elem.value if isinstance(elem.value, list) else [elem.value]
-        if any(v is not None and not str(v).isascii() for v in values):
+def _needs_utf8(values: list[preencoded.Element]) -> bool:
+    for _, _, value in values:
+        if isinstance(value, DataElement):
+            value = value.value
+        listed = isinstance(value, list) or type(value).__name__ == "MultiValue"
+        items = value if listed else [value]
+        if any(v is not None and not str(v).isascii() for v in items):
             return True
     return False
 

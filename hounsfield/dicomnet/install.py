@@ -9,7 +9,7 @@ import pydicom.config as pydicom_config
 import pynetdicom
 from pynetdicom import _config
 
-from hounsfield.dicomnet import admission, evented, fastrecv, fastsend, rawsend
+from hounsfield.dicomnet import admission, evented, fastrecv, fastsend, preencoded, rawsend
 
 SUPPORTED = "3.0."  # the internals evented, checkpoint, storesend, fastsend and fastrecv follow
 _installed = threading.Lock()
@@ -54,5 +54,6 @@ def install(*, verbose: bool = False) -> None:
         fastsend.install()
         fastrecv.install()
         rawsend.install()
+        preencoded.install()
         admission.install()
         _done = True

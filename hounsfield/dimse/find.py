@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.events import Event
 from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind
 
@@ -22,6 +23,15 @@ from hounsfield.sites.virtual import virtual_find
 CANCEL, PENDING, STATUS_SUCCESS = 0xFE00, 0xFF00, 0x0000
 
 
+def _implicit(event: Event) -> bool | None:
+    """The VR encoding of the association's transfer syntax when it is Little Endian and not
+    deflated (answers may then come already encoded); None otherwise."""
+    syntax = UID(str(event.context.transfer_syntax))
+    if syntax == ImplicitVRLittleEndian:
+        return True
+    return False if syntax == ExplicitVRLittleEndian else None
+
+
 def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset | None]]:
     """Yield one Pending response per match, Cancel when asked, then Success."""
     started = time.perf_counter()
@@ -36,7 +46,7 @@ def handle_find(event: Event, archive: Archive) -> Iterator[tuple[int, Dataset |
         results = (
             virtual_find(archive, identifier, part, root=root)
             if part.virtual
-            else find(archive, identifier, partition=part, root=root)
+            else find(archive, identifier, partition=part, root=root, implicit=_implicit(event))
         )
         for ds in results:
             if event.is_cancelled:
