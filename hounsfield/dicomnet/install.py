@@ -9,7 +9,15 @@ import pydicom.config as pydicom_config
 import pynetdicom
 from pynetdicom import _config
 
-from hounsfield.dicomnet import admission, evented, fastrecv, fastsend, preencoded, rawsend
+from hounsfield.dicomnet import (
+    admission,
+    evented,
+    fastrecv,
+    fastsend,
+    preencoded,
+    rawsend,
+    uidcheck,
+)
 
 SUPPORTED = "3.0."  # the internals evented, checkpoint, storesend, fastsend and fastrecv follow
 _installed = threading.Lock()
@@ -55,5 +63,6 @@ def install(*, verbose: bool = False) -> None:
         fastrecv.install()
         rawsend.install()
         preencoded.install()
+        uidcheck.install()
         admission.install()
         _done = True
