@@ -9,12 +9,16 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hounsfield.errors import DatabaseUnavailable
 
 WRITE = "hounsfield_write"
+# SQLite connections are file handles: enough for every thread that may read at once (the HTTP
+# server's 40 worker threads, associations, the work queue), where SQLAlchemy's default of
+# 5 + 10 made requests under load wait 30 s for a connection and fail.
+SQLITE_POOL, SQLITE_OVERFLOW = 16, 112
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -32,7 +36,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    database = make_url(url).database
+    in_memory = not database or database == ":memory:" or "mode=memory" in url
+    pool = {} if in_memory else {"pool_size": SQLITE_POOL, "max_overflow": SQLITE_OVERFLOW}
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
