@@ -31,7 +31,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         max_overflow=pool_size * 2,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5},
+        # psycopg prepares a statement on the server after five runs, and PostgreSQL may then
+        # keep a generic plan: for a study date range with LIMIT that plan walked the study
+        # primary key and filtered (20 ms at a million instances, 0.3 ms planned for the
+        # values). Each execution is planned for its values.
+        connect_args={"connect_timeout": 5, "options": "-c plan_cache_mode=force_custom_plan"},
     )
 
 

@@ -25,3 +25,14 @@ def test_an_in_memory_sqlite_engine_still_works() -> None:
     engine = make_engine("sqlite://")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+def test_postgresql_plans_each_execution_for_its_values(postgresql_url: str) -> None:
+    """A prepared statement's generic plan for a study date range with LIMIT walked the study
+    primary key and filtered; the archive's sessions plan every execution for its values."""
+    engine = make_engine(postgresql_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+    finally:
+        engine.dispose()
