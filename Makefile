@@ -63,7 +63,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP) system-deps
-	@dpkg -s orthanc orthanc-dicomweb orthanc-gdcm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb orthanc-gdcm; }
+	@dpkg -s orthanc orthanc-dicomweb orthanc-gdcm orthanc-postgresql >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb orthanc-gdcm orthanc-postgresql; }
 	$(BIN)/python -m bench.run
 
 # Fuzzing, kill -9 during ingest, floods and slow clients, soak; writes bench/RELIABILITY.md

@@ -111,9 +111,14 @@ def _nodelay(event: Event) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _associate(ae_title: str, port: int) -> Association:
+def associate(
+    ae_title: str, port: int, timeout: float = 60, max_pdu: int | None = None
+) -> Association:
+    """One Study Root C-FIND association (TCP_NODELAY); `max_pdu` 0: unlimited."""
     ae = AE(ae_title=CALLING_AE)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    if max_pdu is not None:
+        ae.maximum_pdu_size = max_pdu
     ae.add_requested_context(STUDY_ROOT_FIND)
     assoc = ae.associate(
         LOCALHOST, port, ae_title=ae_title, evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)]
@@ -139,22 +144,25 @@ def _find(assoc: Association, query: Dataset) -> list[Dataset]:
     return matches
 
 
+STUDY_RETURN_KEYS = (
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyDescription",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+)
+
+
 def study_query(study_uid: str) -> Dataset:
     """A typical STUDY-level query by Study Instance UID with common return keys."""
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
     ds.StudyInstanceUID = study_uid
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "StudyDate",
-        "StudyTime",
-        "AccessionNumber",
-        "StudyDescription",
-        "ModalitiesInStudy",
-        "NumberOfStudyRelatedSeries",
-        "NumberOfStudyRelatedInstances",
-    ):
+    for keyword in STUDY_RETURN_KEYS:
         setattr(ds, keyword, None)
     return ds
 
@@ -171,7 +179,7 @@ def find_latency(ae_title: str, port: int, study_uids: Sequence[str], runs: int)
 
     Each answer must be exactly the study asked for; wrong answers are listed, not fatal.
     """
-    assoc = _associate(ae_title, port)
+    assoc = associate(ae_title, port)
     samples: list[float] = []
     wrong: list[str] = []
     try:
@@ -217,7 +225,7 @@ def image_count(
     One Study Root query carrying only StudyDate at the upper levels; if the server refuses it
     or answers a different count, one query per study (Study Instance UID given) instead.
     """
-    assoc = _associate(ae_title, port)
+    assoc = associate(ae_title, port)
     try:
         query = Dataset()
         query.QueryRetrieveLevel = "IMAGE"

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 import statistics
 from datetime import datetime
 
+from bench import sections as sections_mod
 from bench.disk_part import FILE_BYTES, MODES, TARGET, WRITERS, DiskResults, Run
-
-START, END = "<!-- part:disk -->", "<!-- /part:disk -->"
-_SECTION = re.compile(re.escape(START) + r"\n.*?" + re.escape(END) + r"\n", re.S)
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -126,15 +123,7 @@ def sections(res: DiskResults, when: datetime | None = None) -> list[str]:
         verdict(res),
         "",
     ]
-    if len(res.load) == 2:
-        out += [
-            f"1-minute load average {res.load[0]:.2f} before the part, {res.load[1]:.2f} "
-            f"after (the machine has {os.cpu_count()} CPUs; anything else running shows here).",
-            "",
-        ]
-    for error in res.errors:
-        out += [f"Failed: {error.splitlines()[0]}", "", "```", error.strip(), "```", ""]
-    return out
+    return out + sections_mod.closing(res.load, res.errors)
 
 
 def insert(text: str, res: DiskResults | None, when: datetime | None = None) -> str:
@@ -142,12 +131,7 @@ def insert(text: str, res: DiskResults | None, when: datetime | None = None) -> 
     one, else before `## Method` (else at the end); other sections are left as they are."""
     if res is None:
         return text
-    block = "\n".join([START, *sections(res, when), END]) + "\n"
-    if _SECTION.search(text):
-        return _SECTION.sub(lambda _: block, text, count=1)
-    if "\n## Method\n" in text:
-        return text.replace("\n## Method\n", "\n" + block + "\n## Method\n", 1)
-    return text.rstrip("\n") + "\n\n" + block
+    return sections_mod.splice(text, "disk", sections(res, when), ())
 
 
 def text(res: DiskResults) -> str:

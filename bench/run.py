@@ -23,6 +23,10 @@ from bench import (
     reconcile_part,
     reconcile_report,
     report,
+    scale_part,
+    scale_report,
+    sessions_part,
+    sessions_report,
     viewer_part,
     viewer_report,
 )
@@ -32,7 +36,7 @@ from bench.local_report import LocalResults
 from bench.procs import free_port, terminate
 from bench.scenario import Context, Measurements, measure
 from bench.servers import Server, start_hounsfield, start_orthanc, start_storescp, wait_ready
-from bench.settings import PARTS, BenchSettings, load
+from bench.settings import PARTS, SPLICED, BenchSettings, load
 
 DEFAULT_NOTES = """## Notes
 
@@ -147,8 +151,9 @@ def _local(settings: BenchSettings, corpus: corpus_mod.Corpus | None) -> LocalRe
 
 
 def _earlier_report(settings: BenchSettings) -> str | None:
-    """RESULTS.md as it stands when only the disk part ran: its other sections are kept."""
-    if settings.parts != {"disk"}:
+    """RESULTS.md as it stands when only parts that splice their own section ran (disk,
+    scale, sessions): its other sections are kept."""
+    if not settings.parts <= SPLICED:
         return None
     try:
         return settings.results_file.read_text()
@@ -171,6 +176,8 @@ def main() -> int:
     cluster = cluster_part.measure(settings) if "cluster" in settings.parts else None
     viewer = viewer_part.measure(settings) if "viewer" in settings.parts else None
     disk = disk_part.measure(settings) if settings.disk else None
+    scale = scale_part.measure(settings) if "scale" in settings.parts else None
+    sessions = sessions_part.measure(settings) if "sessions" in settings.parts else None
 
     lines = report.lines(results[0], results[1], settings, corpus) if results and corpus else []
     if lines:
@@ -186,6 +193,10 @@ def main() -> int:
         print(viewer_report.text(viewer))
     if disk is not None:
         print(disk_report.text(disk))
+    if scale is not None:
+        print(scale_report.text(scale))
+    if sessions is not None:
+        print(sessions_report.text(sessions))
     text = _earlier_report(settings)
     if text is None:
         text = report.markdown(
@@ -204,6 +215,8 @@ def main() -> int:
         text = cluster_report.insert(text, cluster)
         text = viewer_report.insert(text, viewer)
     text = disk_report.insert(text, disk, started_at)
+    text = scale_report.insert(text, scale, started_at)
+    text = sessions_report.insert(text, sessions, started_at)
     report.write(settings.results_file, text)
     print(f"\nwritten {settings.results_file}")
     for m in results:
@@ -213,6 +226,8 @@ def main() -> int:
     part_errors += cluster.errors if cluster else []
     part_errors += viewer.errors if viewer else []
     part_errors += disk.errors if disk else []
+    part_errors += scale.errors if scale else []
+    part_errors += sessions.errors if sessions else []
     for error in local.errors + part_errors:
         print(f"FAILED: {error.splitlines()[0]}", file=sys.stderr)
     return 1 if any(m.errors for m in results) or local.errors or part_errors else 0

@@ -20,7 +20,10 @@ PARTS = (
     "cluster",
     "viewer",
     "disk",
+    "scale",
+    "sessions",
 )
+SPLICED = frozenset({"disk", "scale", "sessions"})  # parts that splice their own section
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 
 
