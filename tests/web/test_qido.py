@@ -132,6 +132,17 @@ def test_fuzzy_and_bad_requests(web: str, stored: dict) -> None:
     assert "StudyInstanceUID" in bad_uid.json()["error"]
 
 
+def test_answers_are_gzipped_for_clients_that_take_gzip(web: str, stored: dict) -> None:
+    base = f"{web}/dicomweb/instances"
+    plain = requests.get(base, headers={"Accept-Encoding": "identity"})
+    packed = requests.get(base, headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert packed.headers["Vary"] == "Accept-Encoding"
+    assert packed.json() == plain.json() and len(plain.json()) == len(FILES)
+    assert int(packed.headers["Content-Length"]) < len(plain.content) / 2
+
+
 def test_study_answers_as_ohif_reads_them(web: str, archive: Archive, stored: dict) -> None:
     """OHIF's study list query: list-valued attributes carry a list or are left out."""
     put_files(archive, "SC_jpeg_no_color_transform.dcm")  # no Modality at all

@@ -18,6 +18,7 @@ from hounsfield.archive.query import KEYS, Level, find
 from hounsfield.catalog.partitions import Partition
 from hounsfield.sites.virtual import virtual_find
 from hounsfield.web.dicomweb.common import DICOM_JSON, BadRequest, base_url, uids
+from hounsfield.web.dicomweb.packed import json_response
 from hounsfield.web.dicomweb.tenant import AtPartition
 
 RESERVED = {"limit", "offset", "fuzzymatching", "includefield"}
@@ -214,7 +215,7 @@ def router(archive: Archive) -> APIRouter:
             archive, partition, level, request.query_params, scope, base_url(request)
         )
         headers = {"Warning": ", ".join(warnings)} if warnings else {}
-        return Response(body, media_type=DICOM_JSON, headers=headers)
+        return json_response(body, DICOM_JSON, request.headers.get("accept-encoding"), headers)
 
     @api.get("/studies")
     def studies(request: Request, partition: AtPartition) -> Response:
