@@ -37,7 +37,8 @@ class Received:
 class StoreCommitSCP:
     """A storage SCP that also commits (reporting on the same association); `refuse` decides
     per SOP Instance UID and request number whether a commitment fails; `transfer_syntaxes`
-    limits what it accepts."""
+    limits what it accepts; `on_store` is called with the number of stores received so far
+    before each is answered (it may hold the answer)."""
 
     def __init__(
         self,
@@ -46,8 +47,9 @@ class StoreCommitSCP:
         refuse: Callable[[str, int], bool] = lambda uid, n: False,
         transfer_syntaxes: list[str] | None = None,
         port: int | None = None,
+        on_store: Callable[[int], None] | None = None,
     ) -> None:
-        self.ae_title, self.refuse = ae_title, refuse
+        self.ae_title, self.refuse, self.on_store = ae_title, refuse, on_store
         self.port = port or free_port()
         self.seen = Received()
         ae = AE(ae_title=ae_title)
@@ -88,6 +90,9 @@ class StoreCommitSCP:
         with self.seen.lock:
             self.seen.stores[uid] += 1
             self.seen.syntaxes[uid] = str(event.context.transfer_syntax)
+            received = sum(self.seen.stores.values())
+        if self.on_store is not None:
+            self.on_store(received)
         return 0x0000
 
     def _commit(self, event: Any) -> tuple[int, None]:

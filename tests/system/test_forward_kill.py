@@ -4,6 +4,7 @@ reaches the destination, none lost, and only the few not yet recorded are sent a
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +28,16 @@ def test_forward_survives_kill_9(archive: Archive, tmp_path: Path) -> None:
         ds = instance(StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=n + 1)
         put(archive, ds)
         sops.add(str(ds.SOPInstanceUID))
-    dest = StoreCommitSCP("HQ")
+    # The destination holds its answer to the third of the instances until the node is killed:
+    # the kill lands in the middle of the forward however fast it runs.
+    held, killed = threading.Event(), threading.Event()
+
+    def hold(received: int) -> None:
+        if received == COUNT // 3:
+            held.set()
+            killed.wait(60)
+
+    dest = StoreCommitSCP("HQ", on_store=hold)
     add_device(archive, Device("HQ", "127.0.0.1", dest.port))
     forward_studies(archive, "HQ", study=study)
     env = node_env(
@@ -38,12 +48,10 @@ def test_forward_survives_kill_9(archive: Archive, tmp_path: Path) -> None:
     )
     try:
         node = Node(env, tmp_path / "node.log")
-        deadline = time.monotonic() + 120
-        while sum(dest.seen.stores.values()) < COUNT // 3:
-            assert time.monotonic() < deadline, "forwarding did not start"
-            time.sleep(0.005)
+        assert held.wait(120), "forwarding did not start"
         node.signal(signal.SIGKILL)
         node.wait()
+        killed.set()
         at_kill = sum(dest.seen.stores.values())
         assert at_kill < COUNT, "the forward finished before the kill"
 
@@ -55,6 +63,7 @@ def test_forward_survives_kill_9(archive: Archive, tmp_path: Path) -> None:
         node.signal(signal.SIGTERM)
         assert node.wait() == 0
     finally:
+        killed.set()
         dest.stop()
     assert set(dest.seen.stores) == sops  # none lost
     again = sum(times - 1 for times in dest.seen.stores.values())
