@@ -19,7 +19,7 @@ from pathlib import Path
 from bench import corpus as corpus_mod
 from bench import dicom_ops as ops
 from bench.memory import cpu_seconds
-from bench.procs import free_port
+from bench.procs import free_port, reap
 from bench.servers import Server, start_hounsfield, wait_ready
 from bench.settings import BenchSettings
 from hounsfield.storage.atomic import write_atomic
@@ -156,11 +156,7 @@ def _processes(folders: list[str], seconds: float) -> list[Span]:
             proc.start()
         return [out.get(timeout=BARRIER_SECONDS + seconds + 60) for _ in procs]
     finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+        reap(procs)
 
 
 def _writer_run(folder: Path, writers: int, kind: str, seconds: float) -> Run:

@@ -10,10 +10,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
@@ -155,3 +156,12 @@ def terminate(proc: subprocess.Popen[bytes], grace: float = 20.0) -> int | None:
         proc.kill()
         proc.wait(timeout=10)
         return None
+
+
+def reap(procs: Iterable[BaseProcess], grace: float = 10.0) -> None:
+    """Wait up to `grace` seconds for each multiprocessing child, then kill what is left."""
+    for proc in procs:
+        proc.join(timeout=grace)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()

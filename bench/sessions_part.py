@@ -16,7 +16,7 @@ from bench import dicom_ops as ops
 from bench import http_ops as web
 from bench import sessions_client as client
 from bench.memory import cpu_seconds
-from bench.procs import free_port
+from bench.procs import free_port, reap
 from bench.servers import Server, start_hounsfield, start_orthanc, wait_ready
 from bench.sessions_stats import Cpu, Level, ServerRun, SessionsResults, level, seconds
 from bench.settings import BenchSettings, load
@@ -119,11 +119,7 @@ def _load(server: Server, sessions: int, res: SessionsResults) -> Level:
         cpu = _cpu_over(server.pid, [p.pid for p in procs if p.pid], begin, end)
         runs = [results.get(timeout=res.drain + BARRIER_SECONDS) for _ in procs]
     finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+        reap(procs)
     return level(sessions, runs, begin, end, cpu)
 
 
