@@ -67,8 +67,16 @@ def test_a_ring_starts_work_before_the_next_poll(archive: Archive) -> None:
 def test_a_paused_worker_claims_nothing_and_resumes(archive: Archive) -> None:
     allowed = threading.Event()
     allowed.set()
+    said_no = threading.Event()
+
+    def may_claim() -> bool:
+        if allowed.is_set():
+            return True
+        said_no.set()
+        return False
+
     RELEASE.clear()
-    worker = Worker(archive, threads=2, processes=0, may_claim=allowed.is_set)
+    worker = Worker(archive, threads=2, processes=0, may_claim=may_claim)
     worker.poll = 0.05
     worker.queue.lease = timedelta(seconds=0.2)  # renewed while the item runs
     running = _add(archive, "test-slow")
@@ -76,6 +84,9 @@ def test_a_paused_worker_claims_nothing_and_resumes(archive: Archive) -> None:
     try:
         assert _within(5, lambda: _status(archive, running) == "in_progress")
         allowed.clear()
+        # the idle thread may have been told yes just before: once it has been told no,
+        # any claim it had in flight is over
+        assert said_no.wait(5)
         waiting = _add(archive)
         wake.ring()
         assert worker.run_one() is None
