@@ -37,6 +37,7 @@ from bench.procs import free_port, terminate
 from bench.scenario import Context, Measurements, measure
 from bench.servers import Server, start_hounsfield, start_orthanc, start_storescp, wait_ready
 from bench.settings import PARTS, SPLICED, BenchSettings, load
+from bench.steps import merge
 
 DEFAULT_NOTES = """## Notes
 
@@ -112,32 +113,28 @@ def _corpora(settings: BenchSettings) -> tuple[corpus_mod.Corpus, corpus_mod.Cor
 def _servers(
     settings: BenchSettings, corpus: corpus_mod.Corpus, stow: corpus_mod.Corpus | None
 ) -> list[Measurements]:
-    """Hounsfield, then Orthanc, through the DIMSE and/or DICOMweb parts."""
+    """Hounsfield, then Orthanc, through the DIMSE and/or DICOMweb parts, `settings.rounds`
+    times; each server's figures are the medians of its rounds."""
     storescp_port = free_port()
     storescp, storescp_dir = start_storescp(settings.work_dir, storescp_port)
+    starts: tuple[tuple[str, Callable[[], Server]], ...] = (
+        (
+            "Hounsfield",
+            lambda: start_hounsfield(
+                settings.work_dir, storescp_port, settings.timeout, settings.postgres
+            ),
+        ),
+        ("Orthanc", lambda: start_orthanc(settings.work_dir, storescp_port, settings.web)),
+    )
+    rounds: dict[str, list[Measurements]] = {name: [] for name, _ in starts}
     try:
-        return [
-            _bench_one(
-                "Hounsfield",
-                lambda: start_hounsfield(
-                    settings.work_dir, storescp_port, settings.timeout, settings.postgres
-                ),
-                corpus,
-                settings,
-                storescp_dir,
-                stow,
-            ),
-            _bench_one(
-                "Orthanc",
-                lambda: start_orthanc(settings.work_dir, storescp_port, settings.web),
-                corpus,
-                settings,
-                storescp_dir,
-                stow,
-            ),
-        ]
+        for i in range(settings.rounds):
+            print(f"\n== round {i + 1} of {settings.rounds}", flush=True)
+            for name, start in starts:
+                rounds[name].append(_bench_one(name, start, corpus, settings, storescp_dir, stow))
     finally:
         terminate(storescp)
+    return [merge(rounds[name]) for name, _ in starts]
 
 
 def _local(settings: BenchSettings, corpus: corpus_mod.Corpus | None) -> LocalResults:

@@ -52,6 +52,7 @@ class BenchSettings:
     instances: int
     series_size: int
     parallel: int
+    rounds: int  # rounds of the Hounsfield/Orthanc comparison; the table shows medians
     find_queries: int
     retrieve_repeats: int
     timeout: float
@@ -182,6 +183,7 @@ def load() -> BenchSettings:
         instances=instances,
         series_size=min(_int("BENCH_SERIES_SIZE", 100), instances),
         parallel=_int("BENCH_PARALLEL", 4),
+        rounds=_int("BENCH_ROUNDS", 3),
         find_queries=_int("BENCH_FIND_QUERIES", 50),
         retrieve_repeats=_int("BENCH_RETRIEVE_REPEATS", 3),
         timeout=float(_int("BENCH_TIMEOUT", 900)),

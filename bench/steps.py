@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +25,24 @@ class Measurements:
     labels: dict[str, str] = field(default_factory=dict)  # words that go with some values
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # each round's value, by key
+
+
+def merge(rounds: Sequence[Measurements]) -> Measurements:
+    """One server's rounds as one set of figures: the median of each metric over the rounds
+    that measured it, every round's value kept beside it; remarks and failures by round."""
+    first = rounds[0]
+    out = Measurements(first.server, labels=dict(first.labels))
+    for m in rounds:
+        for key, value in m.values.items():
+            out.rounds.setdefault(key, []).append(value)
+    out.values = {key: statistics.median(values) for key, values in out.rounds.items()}
+    several = len(rounds) > 1
+    for i, m in enumerate(rounds, 1):
+        prefix = f"round {i}: " if several else ""
+        out.notes += [prefix + note for note in m.notes]
+        out.errors += [prefix + error for error in m.errors]
+    return out
 
 
 @dataclass(frozen=True)
