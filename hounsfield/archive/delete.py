@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from hounsfield.archive.context import Archive
 from hounsfield.archive.metadata import invalidate
+from hounsfield.audit.trail import flush as flush_audit
 from hounsfield.audit.trail import record
 from hounsfield.catalog.partitions import Partition
 from hounsfield.catalog.unindex import remove_instance_rows
@@ -41,6 +42,9 @@ def remove(
         conds.append(instance.c.sop_iuid == check_uid(sop_uid, "SOPInstanceUID"))
     part = archive.resolve(partition)
     title, partition_pk = part.ae_title, part.pk
+    # Held audit records that name only a study get their patient from the index when
+    # written: write them while the study is still there.
+    flush_audit(archive.engine)
     with db.write(archive.engine) as conn:
         pks = list(
             conn.scalars(

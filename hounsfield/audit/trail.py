@@ -25,7 +25,8 @@ from hounsfield.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.5
+FLUSH_SECONDS = 0.5  # the longest an event waits to be written
+WAKE_AT = 500  # queued events that start a write before FLUSH_SECONDS is up
 IDLE_SECONDS = 30.0
 RETRY_SECONDS = 5.0  # after the database refused a batch
 HELD_AT_MOST = 100_000  # events kept for a database that does not answer
@@ -67,10 +68,11 @@ class AuditTrail:
                 self._pending[event.key()] = event
             else:
                 self._queue.append(event)
+            full = len(self._queue) >= WAKE_AT
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(target=self._loop, name="audit", daemon=True)
                 self._thread.start()
-        if not coalesce:
+        if full:  # else the writer's next turn (FLUSH_SECONDS) takes it, with its neighbours
             self._wake.set()
 
     def _loop(self) -> None:
