@@ -107,6 +107,8 @@ class Located:
     def readable(self) -> Path:
         """The file to read: `path` when it is there with its indexed size, else the first
         fallback that is (logged); else `path` itself, whose reader reports the error."""
+        if not self.fallbacks:  # nothing to choose: no stat per object sent
+            return self.path
         for candidate in (self.path, *self.fallbacks):
             try:
                 if candidate.stat().st_size != self.size:
