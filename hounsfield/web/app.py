@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -33,7 +35,15 @@ from hounsfield.web.viewer.routes import mount as mount_viewer
 def create_app(archive: Archive, condition: Callable[[], Condition] | None = None) -> FastAPI:
     """The HTTP application bound to one archive (and to the node's last heartbeat, which
     says whether it drains)."""
-    app = FastAPI(title="Hounsfield", version=__version__)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The threads that run blocking handlers and read streamed answers (see settings).
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = archive.settings.http_threads
+        yield
+
+    app = FastAPI(title="Hounsfield", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(AuditTrailMiddleware, archive=archive)  # inside the gate: knows the caller
     app.add_middleware(Gate, archive=archive)  # added early: CORS stays outside it

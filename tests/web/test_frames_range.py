@@ -8,6 +8,7 @@ from pathlib import Path
 
 import imagecodecs
 import numpy as np
+import pytest
 import requests
 from PIL import Image
 from pydicom import dcmread
@@ -16,7 +17,7 @@ from pydicom.encaps import generate_frames
 from hounsfield.archive.context import Archive
 from hounsfield.imaging.codestream import main_header
 from hounsfield.lifecycle.compress import compress_study_uid
-from hounsfield.web.dicomweb import multipart
+from hounsfield.web.dicomweb import multipart, ranged
 from tests.conftest import make_archive, make_settings
 from tests.data import local
 from tests.web.conftest import put_files
@@ -58,7 +59,12 @@ def _parts(response: requests.Response) -> list[tuple[dict[str, str], bytes]]:
     return out
 
 
-def test_frames_as_cornerstone_streams_them(archive: Archive, web: str) -> None:
+@pytest.mark.parametrize("whole_body", [True, False], ids=["answered-whole", "streamed"])
+def test_frames_as_cornerstone_streams_them(
+    archive: Archive, web: str, whole_body: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not whole_body:  # as a frame larger than ranged.INLINE is answered
+        monkeypatch.setattr(ranged, "INLINE", 0)
     path, code = _stored_rpcl(archive, "RG3_UNCR.dcm")
     url = web + path
     whole = requests.get(url, headers={"Accept": CORNERSTONE})

@@ -14,6 +14,10 @@ from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.ranges import RangeNotSatisfiable, byte_range
 from hounsfield.web.errors import error_response
 
+# A body up to this size is answered whole: a streamed one crosses from a worker thread to the
+# event loop once per piece (a frame: its part header, its bytes, the closing delimiter).
+INLINE = 1 << 20
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -93,9 +97,13 @@ def ranged_response(
     headers["Content-Length"] = str(end - start)
     if chosen:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
+    status = 206 if chosen else 200
+    if end - start <= INLINE:  # read here, in the request's worker thread; sent in one piece
+        body = b"".join(_slices(pieces, start, end))
+        return Response(body, status_code=status, media_type=media_type, headers=headers)
     return StreamingResponse(
         _slices(pieces, start, end),
-        status_code=206 if chosen else 200,
+        status_code=status,
         media_type=media_type,
         headers=headers,
     )
