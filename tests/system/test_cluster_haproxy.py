@@ -322,18 +322,30 @@ def _senders(
     return reports, threads
 
 
-def _items(url: str, held: list[int]) -> list[str]:
+def _items(url: str, held: list[int], killed_at: float) -> list[str]:
+    """The items' states; one the victim itself completed before it died (between the look
+    at what it held and the kill) is marked "before the kill"."""
     engine = _engine(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(work_item.c.pk, work_item.c.kind, work_item.c.status, work_item.c.node)
+                select(
+                    work_item.c.pk,
+                    work_item.c.kind,
+                    work_item.c.status,
+                    work_item.c.node,
+                    work_item.c.completed_at,
+                )
                 .where(work_item.c.pk.in_(held))
                 .order_by(work_item.c.pk)
             ).all()
     finally:
         engine.dispose()
-    return [f"#{r.pk} {r.kind} {r.status} on {r.node}" for r in rows]
+    return [
+        f"#{r.pk} {r.kind} {r.status} on {r.node}"
+        + (" before the kill" if r.completed_at and r.completed_at.timestamp() <= killed_at else "")
+        for r in rows
+    ]
 
 
 def _reclaimed(url: str, kill: KillRun) -> tuple[int, list[str], float]:
@@ -342,7 +354,7 @@ def _reclaimed(url: str, kill: KillRun) -> tuple[int, list[str], float]:
     and when (seconds after the kill) the last one was done."""
     deadline = kill.killed_at + LEASE + 20
     while True:
-        states = _items(url, kill.held)
+        states = _items(url, kill.held, kill.killed_at)
         if not _held(url, kill.victim) and all(" completed " in s for s in states):
             break
         assert time.time() < deadline, f"{_held(url, kill.victim)} / {states}"
