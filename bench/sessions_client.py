@@ -225,10 +225,17 @@ async def _visit(s: Session, until: float) -> None:
     s.out.visits.append(Visit(opened, first, time.time() if complete else None))
 
 
+def workstation(number: int) -> str:
+    """The address session `number` connects from, its own as a viewer's workstation has
+    (one of the loopback's 127.1.0.1 to 127.1.255.250)."""
+    return f"127.1.{number // 250 % 256}.{number % 250 + 1}"
+
+
 async def _session(plan: Plan, number: int, start: float, out: ClientRun) -> None:
     until = start + plan.until
     await asyncio.sleep(max(0.0, start + plan.ramp * number / plan.total - time.time()))
-    s = Session(plan, Pool(plan.root, plan.connections, plan.timeout), random.Random(number), out)
+    pool = Pool(plan.root, plan.connections, plan.timeout, workstation(number))
+    s = Session(plan, pool, random.Random(number), out)
     try:
         while time.time() < until:
             try:

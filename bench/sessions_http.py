@@ -118,15 +118,18 @@ def _stale(exc: BaseException) -> bool:
 class Pool:
     """At most `size` keep-alive connections to one origin, as a browser keeps per host."""
 
-    def __init__(self, root: str, size: int, timeout: float) -> None:
+    def __init__(self, root: str, size: int, timeout: float, source: str | None = None) -> None:
         url = urlsplit(root)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.source = (source, 0) if source else None  # the workstation's own address
         self.timeout = timeout
         self._slots = asyncio.Semaphore(size)
         self._idle: list[Connection] = []
 
     async def _open(self) -> Connection:
-        reader, writer = await asyncio.open_connection(self.host, self.port, limit=READ_LIMIT)
+        reader, writer = await asyncio.open_connection(
+            self.host, self.port, limit=READ_LIMIT, local_addr=self.source
+        )
         return Connection(reader, writer)
 
     def _request(self, target: str, headers: dict[str, str]) -> bytes:

@@ -275,7 +275,14 @@ def measure(settings: BenchSettings) -> SessionsResults:
                 settings.work_dir, free_port(), settings.timeout, settings.postgres
             ),
         ),
-        ("Orthanc", lambda: start_orthanc(settings.work_dir, free_port(), web=True)),
+        # Sessions come from their own loopback addresses, which Orthanc takes for remote
+        # callers unless remote access is allowed.
+        (
+            "Orthanc",
+            lambda: start_orthanc(
+                settings.work_dir, free_port(), web=True, overrides={"RemoteAccessAllowed": True}
+            ),
+        ),
     ]
     for name, start in servers:
         res.servers.append(_one(name, start, corpus, settings, res))

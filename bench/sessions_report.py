@@ -82,7 +82,8 @@ def _session_words(res: SessionsResults) -> str:
     query = "&".join(f"{k}={v}" for k, v in STUDY_LIST)
     low, high = res.dwell
     return (
-        "A session is one viewer with its own HTTP/1.1 client and at most "
+        "A session is one viewer with its own HTTP/1.1 client, its own address (127.1.x.y "
+        "on the loopback, as each viewer has its workstation's) and at most "
         f"{res.connections} keep-alive connections, as a browser has per host. It loops "
         f"without pause: the study list (`GET /studies?{query}`, the query of OHIF's "
         "worklist), a study picked at random from it and opened: its series "

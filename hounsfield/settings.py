@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     # answers). Each holds Python's lock while it computes, so more threads mostly wait on
     # each other: frames of 0.5 MB from 24 connections, 12 runs each, medians: 121 frames/s
     # and 9.3 ms of server CPU each with 8 threads, 114/s and 10.5 ms with 40 (Starlette's
-    # default).
+    # default). GET and HEAD requests take as many turns at once, a client with nothing
+    # else outstanding first, the others client by client (web/fair.py).
     http_threads: int = Field(default=8, ge=1)
 
     storage_capacity_bytes: int | None = None

@@ -27,6 +27,7 @@ from hounsfield.web.audit import AuditTrailMiddleware
 from hounsfield.web.auth import Gate
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 from hounsfield.web.errors import install as install_error_handlers
+from hounsfield.web.fair import FairTurns
 from hounsfield.web.ui import login as ui_login
 from hounsfield.web.ui import mount as mount_ui
 from hounsfield.web.viewer.routes import mount as mount_viewer
@@ -72,4 +73,7 @@ def create_app(archive: Archive, condition: Callable[[], Condition] | None = Non
     app.include_router(ui_login.routes(archive))
     mount_ui(app, archive)
     mount_viewer(app, archive)  # last: its fallback answers only what no other route does
+    # Outermost: a request waits for its turn before anything else (sign-in checks included)
+    # runs for it, and holds one of the handler threads' worth of turns.
+    app.add_middleware(FairTurns, slots=archive.settings.http_threads)
     return app

@@ -84,7 +84,10 @@ class Gate:
             await self.app(scope, receive, send)
             return
         try:
-            principal = await to_thread.run_sync(self.authorise, request)
+            if request.headers.get("authorization") or request.cookies.get(sessions.COOKIE):
+                principal = await to_thread.run_sync(self.authorise, request)
+            else:  # nothing to look up: no thread (and no wait for one)
+                principal = self.authorise(request)
         except ArchiveError as exc:
             self._audit_refusal(request, exc)
             await _refusal(request, exc)(scope, receive, send)

@@ -1,0 +1,132 @@
+"""Fair turns for HTTP reads: when every turn is taken, a client with nothing else waiting
+goes first and the rest take turns client by client, so a viewer opening a study does not
+wait behind other viewers' prefetch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UNGATED = ("/health", "/metrics")  # a load balancer's check never waits for a turn
+
+
+def client_of(scope: Scope) -> Hashable:
+    """Whose request this is: the caller's address and credentials (a bearer token or a web
+    session's cookie), so that viewers behind one proxy are still told apart."""
+    client = scope.get("client")
+    host = client[0] if client else ""
+    credentials = tuple(v for k, v in scope["headers"] if k in (b"authorization", b"cookie"))
+    return host, credentials
+
+
+class Turns:
+    """At most `slots` requests at once; when all are taken, waiting requests get the next
+    free one in this order: first those of a client that had nothing else outstanding when
+    they came (in order of arrival), then the others one client at a time, round robin
+    (in each client's order of arrival)."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.outstanding: dict[Hashable, int] = {}  # running or waiting, per client
+        self.alone: deque[asyncio.Future[None]] = deque()
+        self.rounds: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
+
+    async def take(self, client: Hashable) -> None:
+        """Wait for a turn (counted for `client` until `done`; call `give_back` once the
+        turn is no longer needed)."""
+        before = self.outstanding.get(client, 0)
+        self.outstanding[client] = before + 1
+        if self.free > 0 and not self.alone and not self.rounds:
+            self.free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        line = self.alone if before == 0 else self.rounds.setdefault(client, deque())
+        line.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give_back()  # the turn came as the caller gave up: pass it on
+            else:
+                _discard(line, turn)
+                if not line and line is not self.alone:
+                    self.rounds.pop(client, None)
+            raise
+
+    def give_back(self) -> None:
+        """Hand the turn to the next waiting request, or free it."""
+        turn = self._next()
+        if turn is None:
+            self.free += 1
+        else:
+            turn.set_result(None)
+
+    def done(self, client: Hashable) -> None:
+        """One request of `client` is over."""
+        left = self.outstanding[client] - 1
+        if left:
+            self.outstanding[client] = left
+        else:
+            del self.outstanding[client]
+
+    def _next(self) -> asyncio.Future[None] | None:
+        while self.alone:
+            turn = self.alone.popleft()
+            if not turn.done():
+                return turn
+        while self.rounds:
+            client, line = self.rounds.popitem(last=False)
+            turn = line.popleft()
+            if line:
+                self.rounds[client] = line  # to the back of the round
+            if not turn.done():
+                return turn
+        return None
+
+
+def _discard(line: deque[asyncio.Future[None]], turn: asyncio.Future[None]) -> None:
+    with contextlib.suppress(ValueError):
+        line.remove(turn)
+
+
+class FairTurns:
+    """ASGI middleware: GET and HEAD requests wait for a turn (see `Turns`) and hold it until
+    their answer starts; a streamed body is sent, at the client's pace, outside the turns."""
+
+    def __init__(self, app: ASGIApp, slots: int) -> None:
+        self.app = app
+        self.turns = Turns(slots)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "HEAD")
+            or scope["path"] in UNGATED
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = client_of(scope)
+        try:
+            await self.turns.take(client)
+        except asyncio.CancelledError:
+            self.turns.done(client)
+            raise
+        holding = True
+
+        async def started(message: Message) -> None:
+            nonlocal holding
+            if holding and message["type"] == "http.response.start":
+                holding = False
+                self.turns.give_back()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, started)
+        finally:
+            if holding:
+                self.turns.give_back()
+            self.turns.done(client)
