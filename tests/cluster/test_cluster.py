@@ -178,7 +178,8 @@ def test_singleton_is_held_once_and_moves(tmp_path: Path, database_url: str) -> 
                 conn.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                        "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                        "WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
                     )
                 )
             assert b.held()
