@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     qido_max_limit: int = Field(default=10_000, ge=1)
     render_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    # Threads OpenJPEG may use for one JPEG 2000 decode in the node's HTTP and DIMSE processes
+    # (0: one per CPU); work-queue pool processes decode with one each, side by side.
+    decode_threads: int = Field(default=0, ge=0)
     # OHIF's static files (`make viewer` puts them here), served at the node's root; the node
     # serves no viewer when the folder has no index.html.
     viewer_dir: Path = Path(__file__).parent / "web" / "viewer" / "dist"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -22,6 +23,12 @@ JPEG2000 = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
 HTJ2K = {"1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 IN_PLACE_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL"}
+
+
+def use_threads(count: int) -> None:
+    """Let each JPEG 2000 decode of this process use `count` threads (0: one per CPU).
+    OpenJPEG reads OPJ_NUM_THREADS whenever it creates a decoder, Pillow's included."""
+    os.environ["OPJ_NUM_THREADS"] = str(count or os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from hounsfield.archive.context import Archive, open_archive
 from hounsfield.cluster.config import ConfigWatch
 from hounsfield.dicomnet.install import install as install_dicomnet
+from hounsfield.imaging.decode import use_threads
 from hounsfield.node import logs
 from hounsfield.scheduled.applog import DatabaseLogHandler
 from hounsfield.settings import Settings
@@ -33,9 +34,11 @@ class NodeProcess:
 
 def open_process(settings: Settings) -> NodeProcess:
     """Set up any process of a node (the listener or an extra DIMSE process): pynetdicom's
-    fast paths, the archive, the application log in the database, the configuration watch."""
+    fast paths, JPEG 2000 decode threads, the archive, the application log in the database,
+    the configuration watch."""
     verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG  # the CLI's --verbose
     install_dicomnet(verbose=verbose)
+    use_threads(settings.decode_threads)
     archive = open_archive(settings)
     handler = DatabaseLogHandler(archive.engine, settings.node_name)
     logging.getLogger().addHandler(handler)
@@ -48,4 +51,5 @@ def open_process(settings: Settings) -> NodeProcess:
 def open_pool_process(settings: Settings) -> Archive:
     """Set up a work-queue pool process (CPU-bound items): the archive only."""
     logs.configure(logging.WARNING)
+    use_threads(1)  # the pool's processes decode side by side
     return open_archive(settings)
