@@ -1,4 +1,4 @@
-"""Fair turns for HTTP reads: when every turn is taken, a client with nothing else waiting
+"""Fair turns for HTTP reads: when every turn is taken, a client with nothing else outstanding
 goes first and the rest take turns client by client, so a viewer opening a study does not
 wait behind other viewers' prefetch."""
 
