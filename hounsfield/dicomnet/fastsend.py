@@ -156,6 +156,33 @@ def send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> Non
     return None
 
 
+def encode_whole(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> bytes | None:
+    """The whole message as `send_msg` would send it, for `send_encoded` later; None when
+    `send_msg` would not encode it here or its dataset is larger than one CHUNK."""
+    message = _message_name(primitive)
+    if message not in _LAYOUT or self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
+        return None
+    keyword = _DATASET_KEYWORDS.get(message.replace("-", "_"))
+    chunks = _dataset_chunks(primitive, keyword)
+    command = encode_command(message, primitive, chunks is not None)
+    if command is None:
+        return None
+    size = self.maximum_pdu_size
+    head = pdus(command, context_id, True, True, size)
+    if chunks is None:
+        return head
+    data = next(chunks, b"")
+    if next(chunks, None) is not None:
+        return None
+    return head + pdus(data, context_id, False, True, size)
+
+
+def send_encoded(self: DIMSEServiceProvider, encoded: bytes) -> None:
+    """Send a message `encode_whole` encoded."""
+    _wait_for_room(self)
+    self.dul.send_pdu(EncodedPData(encoded))
+
+
 def _wait_for_room(self: DIMSEServiceProvider) -> None:
     """Encoding here is faster than the DUL sends: hold a sender while the DUL's queue is
     long, so that thousands of C-FIND responses are not all held in memory at once."""

@@ -28,18 +28,48 @@ from hounsfield.dicomnet import filemeta, storesend
 
 
 class StoredFile(Dataset):
-    """A placeholder dataset for a stored Part-10 file, sent from disk."""
+    """A placeholder dataset for a stored Part-10 file, sent from disk.
+
+    A retrieve that knows which file it sends after this one says so (`then`): when this
+    one's response has come, that one's request goes on the wire at once, and the peer
+    stores it while the service answers the requestor and finds the file after it
+    (`_send_stored`). Its own `send_c_store` then only reads the response."""
 
     def __init__(self, path: Path, sop_class: str, sop_instance: str) -> None:
         super().__init__()
         self.SOPClassUID = sop_class
         self.SOPInstanceUID = sop_instance
         object.__setattr__(self, "_stored_path", path)
+        object.__setattr__(self, "_meta", _UNREAD)
+        object.__setattr__(self, "_following", None)
+        object.__setattr__(self, "_error", None)
+        object.__setattr__(self, "_encoded", None)
 
     @property
     def stored_path(self) -> Path:
         """Where the file is."""
         return object.__getattribute__(self, "_stored_path")  # type: ignore[no-any-return]
+
+    @property
+    def meta(self) -> filemeta.FileMeta | None:
+        """The file's File Meta, read once (None: left to pydicom; see `filemeta`)."""
+        meta = object.__getattribute__(self, "_meta")
+        if meta is _UNREAD:
+            meta = filemeta.read_meta(self.stored_path)
+            object.__setattr__(self, "_meta", meta)
+        return meta  # type: ignore[no-any-return]
+
+    @property
+    def following(self) -> StoredFile | None:
+        """The file the retrieve sends next, when known."""
+        return object.__getattribute__(self, "_following")  # type: ignore[no-any-return]
+
+    def then(self, following: StoredFile) -> None:
+        """Say that `following` is sent right after this one."""
+        object.__setattr__(self, "_following", following)
+
+
+_UNREAD = object()
 
 
 _send_c_store = Association.send_c_store
@@ -65,10 +95,21 @@ class _SendGuard:
 
 def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
     if isinstance(dataset, StoredFile):
-        dataset = dataset.stored_path
-        meta = filemeta.read_meta(dataset)
+        meta = dataset.meta
         if meta is not None:
-            return storesend.send_file(self, dataset, meta, *args, **kwargs)
+            following = storesend.Header(*args, **kwargs).following()
+            if storesend.in_flight(self) is dataset:  # sent ahead: only its response is left
+                _prepare(self, dataset.following, following)  # while the peer stores this one
+                status = storesend.read_response(self)
+            else:
+                error = object.__getattribute__(dataset, "_error")
+                if error is not None:  # sending it ahead failed: this sub-operation fails
+                    raise error
+                status = storesend.send_file(self, dataset.stored_path, meta, *args, **kwargs)
+            if "Status" in status:
+                _send_ahead(self, dataset.following, following)
+            return status
+        dataset = dataset.stored_path
     if threading.current_thread() is self:  # C-GET: the reactor itself is sending
         return _send_c_store(self, dataset, *args, **kwargs)
     guard = getattr(self, _GUARD, None)
@@ -87,6 +128,35 @@ def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> 
         raise
     finally:
         guard.sending = False
+
+
+def _prepare(assoc: Association, following: StoredFile | None, header: storesend.Header) -> None:
+    """Build `following`'s request now, so that sending it ahead only queues its bytes."""
+    meta = following.meta if following is not None else None
+    if following is None or meta is None:
+        return
+    try:
+        encoded = storesend.prepare(assoc, following.stored_path, meta, header)
+    except Exception:  # built again when sent, and its error kept then
+        return
+    object.__setattr__(following, "_encoded", encoded)
+
+
+def _send_ahead(assoc: Association, following: StoredFile | None, header: storesend.Header) -> None:
+    """Put `following`'s request on the wire now; an error is kept for its own turn."""
+    if following is None or not assoc.is_established:
+        return
+    meta = following.meta
+    if meta is None:
+        return
+    encoded = object.__getattribute__(following, "_encoded")
+    object.__setattr__(following, "_encoded", None)
+    try:
+        storesend.send_request(
+            assoc, following.stored_path, meta, header, key=following, encoded=encoded
+        )
+    except Exception as exc:
+        object.__setattr__(following, "_error", exc)
 
 
 def install() -> None:

@@ -5,11 +5,16 @@ reads the File Meta with pydicom to find where the dataset starts (`filemeta` ha
 it pauses the reactor by polling (`checkpoint.Checkpoint.pause` is told when it has
 stopped, and the reactor stays stopped between consecutive requests on the link). The
 request primitive, its context and the status checks are pynetdicom's own.
+
+A request can also be sent (`send_request`, from PDUs built ahead by `prepare`) and its
+response read later (`read_response`): a retrieve sends its next file as soon as the peer
+has answered the one before (`rawsend`).
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +22,27 @@ from pydicom.dataset import Dataset
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 
+from hounsfield.dicomnet import fastsend
 from hounsfield.dicomnet.checkpoint import TICK
 from hounsfield.dicomnet.filemeta import FileMeta
 
 LINGER = TICK  # seconds the reactor stays stopped after a request, waiting for the next
 _CONTEXTS = "_hounsfield_store_contexts"
+_IN_FLIGHT = "_hounsfield_store_in_flight"
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a C-STORE request says besides its object (pynetdicom's `send_c_store` options)."""
+
+    msg_id: int = 1
+    priority: int = 2
+    originator_aet: str | None = None
+    originator_id: int | None = None
+
+    def following(self) -> Header:
+        """The next sub-operation's, numbered as pynetdicom's retrieve loop numbers them."""
+        return replace(self, msg_id=self.msg_id + 1 if self.msg_id < 0xFFFF else 1)
 
 
 def send_file(
@@ -34,20 +55,92 @@ def send_file(
     originator_id: int | None = None,
 ) -> Dataset:
     """C-STORE the dataset of the file at `path`; the response's status (empty: none came)."""
-    if not assoc.is_established:
-        raise RuntimeError(
-            "The association with a peer SCP must be established before sending a C-STORE request"
-        )
+    header = Header(msg_id, priority, originator_aet, originator_id)
+    if not send_request(assoc, path, meta, header):
+        assoc._handle_no_response()
+        return Dataset()
+    return read_response(assoc)
+
+
+def _request(assoc: Association, path: Path, meta: FileMeta, header: Header) -> tuple[C_STORE, int]:
+    """The request primitive and the context it goes in."""
     req = C_STORE()
-    req.MessageID = msg_id
-    req.Priority = priority
-    req.MoveOriginatorApplicationEntityTitle = originator_aet
-    req.MoveOriginatorMessageID = originator_id
+    req.MessageID = header.msg_id
+    req.Priority = header.priority
+    req.MoveOriginatorApplicationEntityTitle = header.originator_aet
+    req.MoveOriginatorMessageID = header.originator_id
     context_id = _context_id(assoc, meta)
     req.AffectedSOPClassUID = meta.sop_class
     req.AffectedSOPInstanceUID = meta.sop_instance
     req._dataset_path = (path, meta.offset)  # type: ignore[attr-defined]
-    rsp = _exchange(assoc, req, context_id)
+    return req, context_id
+
+
+def prepare(assoc: Association, path: Path, meta: FileMeta, header: Header) -> bytes | None:
+    """The request's PDUs, built ahead of `send_request(..., encoded=...)` (None: it is
+    built when sent; see `fastsend.encode_whole`)."""
+    req, context_id = _request(assoc, path, meta, header)
+    return fastsend.encode_whole(assoc.dimse, req, context_id)
+
+
+def send_request(
+    assoc: Association,
+    path: Path,
+    meta: FileMeta,
+    header: Header,
+    key: object = None,
+    encoded: bytes | None = None,
+) -> bool:
+    """Put the C-STORE request for the file at `path` on the wire (its `prepare`d PDUs
+    when given) and return (False: the association ended first); its response is
+    `read_response`'s. `key` names the request for `in_flight` until then. The reactor
+    stays stopped meanwhile (unless it sends)."""
+    if not assoc.is_established:
+        raise RuntimeError(
+            "The association with a peer SCP must be established before sending a C-STORE request"
+        )
+    req, context_id = (None, 0) if encoded is not None else _request(assoc, path, meta, header)
+    reactor = threading.current_thread() is assoc  # a C-GET: the reactor itself serves it
+    checkpoint: Any = assoc._reactor_checkpoint
+    if not reactor:
+        checkpoint.pause()
+        if not assoc.is_established:  # the reactor had an abort or a release to take first
+            checkpoint.set()
+            return False
+    try:
+        if encoded is not None:
+            fastsend.send_encoded(assoc.dimse, encoded)
+        else:
+            assoc.dimse.send_msg(req, context_id)
+    except BaseException:
+        if not reactor:
+            checkpoint.set()
+        raise
+    assoc.__dict__[_IN_FLIGHT] = key
+    return True
+
+
+def in_flight(assoc: Association) -> object:
+    """The `key` of the request sent and not yet answered on `assoc`, or None."""
+    return assoc.__dict__.get(_IN_FLIGHT)
+
+
+def read_response(assoc: Association) -> Dataset:
+    """The status of the request `send_request` sent (empty: none came)."""
+    assoc.__dict__[_IN_FLIGHT] = None
+    reactor = threading.current_thread() is assoc
+    checkpoint: Any = assoc._reactor_checkpoint
+    try:
+        rsp = assoc.dimse.get_msg(block=True)[1]
+    except BaseException:
+        if not reactor:
+            checkpoint.set()
+        raise
+    if not reactor:
+        if rsp is None:
+            checkpoint.set()
+        else:
+            checkpoint.linger(LINGER)
     if rsp is None:
         assoc._handle_no_response()
         return Dataset()
@@ -64,27 +157,3 @@ def _context_id(assoc: Association, meta: FileMeta) -> int:
         context = assoc._get_valid_context(*key, "scu", allow_conversion=False)
         found = cache[key] = int(context.context_id)  # type: ignore[arg-type]
     return found
-
-
-def _exchange(assoc: Association, req: C_STORE, context_id: int) -> Any:
-    """Send `req` with the reactor stopped (unless this is the reactor); the response."""
-    dimse = assoc.dimse
-    if threading.current_thread() is assoc:  # a C-GET: the reactor itself serves it
-        dimse.send_msg(req, context_id)
-        return dimse.get_msg(block=True)[1]
-    checkpoint: Any = assoc._reactor_checkpoint
-    checkpoint.pause()
-    if not assoc.is_established:  # the reactor had an abort or a release to take first
-        checkpoint.set()
-        return None
-    try:
-        dimse.send_msg(req, context_id)
-        rsp = dimse.get_msg(block=True)[1]
-    except BaseException:
-        checkpoint.set()
-        raise
-    if rsp is None:
-        checkpoint.set()
-    else:
-        checkpoint.linger(LINGER)
-    return rsp

@@ -110,6 +110,30 @@ def _items(
             yield PENDING, chosen.dataset
 
 
+def _ahead(items: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """`items`, each stored file told which one follows it (`StoredFile.then`), whose File
+    Meta is read before its turn: its request goes on the wire as soon as the response to
+    the one before has come, and the peer stores it while pynetdicom answers the
+    requestor and asks for the next."""
+    current = next(items, None)
+    while current is not None:
+        following = next(items, None)
+        if following is not None:
+            this, that = current[1], following[1]
+            if isinstance(this, StoredFile) and isinstance(that, StoredFile) and _readable(that):
+                this.then(that)
+        yield current
+        current = following
+
+
+def _readable(stored: StoredFile) -> bool:
+    """Whether the file's File Meta reads (one that does not fails in its own turn)."""
+    try:
+        return stored.meta is not None
+    except OSError:
+        return False
+
+
 @dataclass
 class _Found:
     """What a retrieve sends: stored objects, and for a virtual partition those fetched."""
@@ -121,6 +145,19 @@ class _Found:
         """(SOP Class, transfer syntax) of everything, fetched ones as little endian."""
         out = [(m.sop_class, m.transfer_syntax) for m in self.local]
         return out + [(r.sop_class, ExplicitVRLittleEndian) for r in self.remote]
+
+    def sent(
+        self,
+        event: Event,
+        objects: Iterable[Located | Missing],
+        accepted: dict[str, set[str]],
+        service: str,
+        counts: list[int],
+    ) -> Iterator[tuple[int, Any]]:
+        """`_items` of `objects`, each sent while the one before is answered when all are
+        stored here (fetched ones arrive when they arrive: none is waited for early)."""
+        items = _items(event, objects, accepted, service, counts)
+        return items if self.remote else _ahead(items)
 
     @contextmanager
     def objects(self, archive: Archive, part: Partition) -> Iterator[Iterable[Located | Missing]]:
@@ -154,7 +191,7 @@ def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
         yield len(found.local) + len(found.remote)
         with found.objects(archive, part) as objects:
             accepted = _accepted(event.assoc, "scu")
-            yield from _items(event, objects, accepted, "c_get", counts)
+            yield from found.sent(event, objects, accepted, "c_get", counts)
     LATENCY.labels("c_get").observe(time.perf_counter() - started)
 
 
@@ -208,5 +245,5 @@ def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
         yield len(found.local) + len(found.remote)
         accepted = _accepted(holder["assoc"], "scu") if "assoc" in holder else {}
         with found.objects(archive, partition) as objects:
-            yield from _items(event, objects, accepted, "c_move", counts)
+            yield from found.sent(event, objects, accepted, "c_move", counts)
     LATENCY.labels("c_move").observe(time.perf_counter() - started)

@@ -4,6 +4,8 @@ File Meta is read as pydicom reads it, and the reactor stays stopped between req
 from __future__ import annotations
 
 import contextlib
+import itertools
+import shutil
 import socket
 import struct
 import threading
@@ -225,3 +227,58 @@ def test_a_stale_not_paused_write_does_not_hold_a_sender(scp: tuple[int, list[An
     releasing.start()
     releasing.join(timeout=5)
     assert assoc.is_released
+
+
+def _wait_for(check: Any, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return bool(check())
+
+
+def test_the_next_file_goes_on_the_wire_once_the_one_before_is_answered(
+    scp: tuple[int, list[Any]],
+) -> None:
+    """A retrieve's files, each told which follows it: the next request is sent as soon as
+    the response before it came, before its own `send_c_store`, which only reads its
+    response; the bytes are those of the same stores sent one by one."""
+    port, seen = scp
+    path = local("CT_small.dcm")
+    ours, theirs = _Tap(port), _Tap(port)
+    assoc = _associate(ours.port, path)
+    files = [_stored(path) for _ in range(4)]
+    for this, that in itertools.pairwise(files):
+        this.then(that)
+    for number, stored in enumerate(files):
+        assert assoc.send_c_store(stored, msg_id=7 + number).Status == 0
+        if number < 3:  # the following one arrives unasked
+            assert _wait_for(lambda n=number: len(seen) == n + 2)
+    assoc.release()
+    assert len(seen) == 4
+    assoc = _associate(theirs.port, path)
+    for number in range(4):
+        assert assoc.send_c_store(_stored(path), msg_id=7 + number).Status == 0
+    assoc.release()
+    assert len(seen) == 8
+    assert ours.p_data() == theirs.p_data()
+
+
+def test_a_file_that_cannot_be_sent_ahead_fails_in_its_own_turn(
+    scp: tuple[int, list[Any]], tmp_path: Path
+) -> None:
+    port, seen = scp
+    first, second = tmp_path / "1.dcm", tmp_path / "2.dcm"
+    shutil.copy(local("CT_small.dcm"), first)
+    shutil.copy(local("CT_small.dcm"), second)
+    assoc = _associate(port, first)
+    this, that = _stored(first), _stored(second)
+    this.then(that)
+    assert that.meta is not None
+    second.unlink()  # between the retrieve's look-up and its send
+    assert assoc.send_c_store(this).Status == 0
+    with pytest.raises(FileNotFoundError):
+        assoc.send_c_store(that)
+    assert assoc.is_established
+    assert assoc.send_c_store(_stored(first)).Status == 0
+    assoc.release()
+    assert len(seen) == 2
