@@ -276,12 +276,12 @@ class _Builder:
                 cols.append(key.column.label(kw))
         if self.level == "STUDY" and "ModalitiesInStudy" in self.identifier:
             cols.append(study.c.modalities.label("ModalitiesInStudy"))
-        stmt = select(*cols).where(level_table.c.pk.in_(pks))
+        stmt = select(*cols).where(_among(level_table.c.pk, pks))
         if self.level != "PATIENT":
             stmt = (
                 _base(self.level, self.archive.partition_pk(self.title))
                 .with_only_columns(*cols)
-                .where(level_table.c.pk.in_(pks))
+                .where(_among(level_table.c.pk, pks))
             )
         rows = {r.pk: dict(r._mapping) for r in conn.execute(stmt)}
         if self.level == "STUDY" and "ModalitiesInStudy" in self.identifier:
@@ -302,7 +302,7 @@ class _Builder:
             .select_from(instance)
             .join(series, series.c.pk == instance.c.series_pk)
             .join(study, study.c.pk == series.c.study_pk)
-            .where(owner.in_(pks))
+            .where(_among(owner, pks))
             .group_by(owner)
             .subquery()
         )
@@ -394,6 +394,12 @@ class _Builder:
         return out
 
 
+def _among(column: ColumnElement[Any], pks: list[int]) -> ColumnElement[bool]:
+    """`column IN pks`, one key as `column = pk`: SQLAlchemy renders an expanding IN's
+    statement again at every execution, which cost a one-study C-FIND a tenth of its time."""
+    return column == pks[0] if len(pks) == 1 else column.in_(pks)
+
+
 def _fill_modalities(conn: Connection, rows: dict[int, dict[str, Any]]) -> None:
     """Modalities in Study, for the study rows whose stored list is empty, from their series."""
     empty = [pk for pk, row in rows.items() if not row["ModalitiesInStudy"]]
@@ -401,7 +407,7 @@ def _fill_modalities(conn: Connection, rows: dict[int, dict[str, Any]]) -> None:
         return
     found = conn.execute(
         select(series.c.study_pk, series.c.modality)
-        .where(series.c.study_pk.in_(empty), series.c.modality != "")
+        .where(_among(series.c.study_pk, empty), series.c.modality != "")
         .group_by(series.c.study_pk, series.c.modality)
         .order_by(series.c.study_pk, func.min(series.c.pk))
     ).all()

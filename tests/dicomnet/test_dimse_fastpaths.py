@@ -19,7 +19,7 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from hounsfield.dicomnet import checkpoint, evented, fastrecv, fastsend
+from hounsfield.dicomnet import checkpoint, evented, fastrecv, fastsend, handoff
 from tests.dcmtk import free_port
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -251,3 +251,45 @@ def test_a_pdu_is_read_whole_or_cut_short_when_the_peer_closes() -> None:
         assert fastrecv.recv(Holder(ours), 100) == b"tail"  # type: ignore[arg-type]
     finally:
         ours.close()
+
+
+def test_associations_share_the_servers_contexts_and_leave_them_as_they_were() -> None:
+    """pynetdicom deep-copies a server's contexts for each association it accepts; here they
+    are shared, and negotiating associations that propose different syntaxes and roles
+    changes none of them."""
+    ae = AE("SHARING")
+    ae.add_supported_context(CTImageStorage, [ImplicitVRLittleEndian, "1.2.840.10008.1.2.1"])
+    ae.add_supported_context(Verification)
+    port = free_port()
+    server = ae.make_server(("127.0.0.1", port), server_class=handoff.DispatchingServer)
+    ae._servers.append(server)  # as the node registers its listeners
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def described() -> list[tuple[str, list[str], Any, Any]]:
+        return [
+            (str(c.abstract_syntax), [str(t) for t in c.transfer_syntax], c.scu_role, c.scp_role)
+            for c in server.contexts
+        ]
+
+    before = described()
+    accepted: list[Any] = []
+    try:
+        assert isinstance(server.contexts, handoff.SharedContexts)
+        for syntax in ("1.2.840.10008.1.2.1", ImplicitVRLittleEndian):
+            requestor = AE("ASKING")
+            requestor.add_requested_context(CTImageStorage, [syntax])
+            assoc = requestor.associate("127.0.0.1", port, ae_title="SHARING")
+            assert assoc.is_established
+            accepted.append(str(assoc.accepted_contexts[0].transfer_syntax[0]))
+            acceptor = server.active_associations[0]
+            assert all(
+                a is b
+                for a, b in zip(acceptor.acceptor.supported_contexts, server.contexts, strict=True)
+            )
+            assoc.release()
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert accepted == ["1.2.840.10008.1.2.1", ImplicitVRLittleEndian]
+    assert described() == before
