@@ -109,9 +109,9 @@ def send(
     for group in batches(objects, lambda o: (o.sop_class, o.transfer_syntax)):
         contexts = storage_contexts((o.sop_class, o.transfer_syntax) for o in group)
         with associate(peer, settings, contexts) as link:
-            for obj in group:
+            for obj, following in zip(group, [*group[1:], None], strict=True):
                 try:
-                    status = link.store(obj, convert=convert)
+                    status = link.store(obj, convert=convert, following=following)
                 except PeerError:
                     raise
                 except ArchiveError as exc:

@@ -59,6 +59,14 @@ class StoredFile(Dataset):
             object.__setattr__(self, "_meta", meta)
         return meta  # type: ignore[no-any-return]
 
+    def readable(self) -> bool:
+        """Whether the File Meta reads as the archive writes it (one that does not is sent
+        by pynetdicom, or fails, in its own turn)."""
+        try:
+            return self.meta is not None
+        except OSError:
+            return False
+
     @property
     def following(self) -> StoredFile | None:
         """The file the retrieve sends next, when known."""

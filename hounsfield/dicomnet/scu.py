@@ -32,7 +32,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from hounsfield.dicomnet import connect, filemeta, rawsend, storesend
+from hounsfield.dicomnet import connect, rawsend, storesend
 from hounsfield.dicomnet.contexts import LITTLE_ENDIAN
 from hounsfield.dicomnet.incoming import StoreHandler, refuse_store, store_handler
 from hounsfield.dicomnet.peer import Peer, Timeouts
@@ -83,6 +83,7 @@ class PeerAssociation:
         self._ids = itertools.count(1)
         self._open: FindStream | RetrieveStream | None = None
         self._reports = threading.Event()
+        self._ahead: rawsend.StoredFile | None = None  # a C-STORE request sent ahead
 
     def __enter__(self) -> PeerAssociation:
         return self
@@ -97,6 +98,7 @@ class PeerAssociation:
 
     def release(self) -> None:
         """Finish (cancel) an unfinished request, then release the association."""
+        self._settle()
         if self._open is not None and not self._open.finished and self.assoc.is_established:
             try:
                 self._open.cancel()
@@ -132,7 +134,23 @@ class PeerAssociation:
             raise AssociationAborted(f"{self.peer}: association no longer open for C-CANCEL")
         self.assoc.send_c_cancel(msg_id, query_model=model)
 
+    def _settle(self, keep: Stored | None = None) -> rawsend.StoredFile | None:
+        """The C-STORE request sent ahead when it is `keep`'s (its response is still to be
+        read); another one's response is read now, and its status is lost."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        if keep is not None and (ahead.stored_path, ahead.SOPInstanceUID) == (
+            keep.path,
+            keep.sop_instance,
+        ):
+            return ahead
+        if storesend.in_flight(self.assoc) is ahead and self.assoc.is_established:
+            storesend.read_response(self.assoc)
+        return None
+
     def _ready(self, doing: str) -> int:
+        self._settle()
         if self._open is not None and not self._open.finished:
             self._open.cancel()
         if not self.assoc.is_established:
@@ -232,21 +250,33 @@ class PeerAssociation:
         self._open = stream
         return stream
 
-    def store(self, obj: Stored, *, convert: Converter | None = None) -> int:
+    def store(
+        self, obj: Stored, *, convert: Converter | None = None, following: Stored | None = None
+    ) -> int:
         """C-STORE of a stored object; the peer's status. Sent from its file when the peer
         accepted its stored syntax; otherwise decoded and sent in a little endian syntax
-        (`convert` decodes what is not little endian; ContextNotAccepted without it)."""
+        (`convert` decodes what is not little endian; ContextNotAccepted without it).
+
+        `following`, the object the caller stores next, goes on the wire as soon as the peer
+        has answered this one (when it too is sent from its file), and the peer stores it
+        while the caller books this one; then `store(following)` only reads its response."""
+        ahead = self._settle(obj)
         msg_id = self._ready("C-STORE")
         accepted = self.accepted(obj.sop_class)
         if obj.transfer_syntax in accepted:
             if not getattr(Association.send_c_store, "_sends_stored_files", False):
                 raise RuntimeError("hounsfield.dicomnet.install.install() was not called")
-            meta = filemeta.read_meta(obj.path)
-            if meta is not None:
-                status = storesend.send_file(self.assoc, obj.path, meta, msg_id=msg_id)
-            else:
-                stored = rawsend.StoredFile(obj.path, obj.sop_class, obj.sop_instance)
-                status = self.assoc.send_c_store(stored, msg_id=msg_id)
+            stored = ahead or rawsend.StoredFile(obj.path, obj.sop_class, obj.sop_instance)
+            if following is not None and following.transfer_syntax in self.accepted(
+                following.sop_class
+            ):
+                after = rawsend.StoredFile(
+                    following.path, following.sop_class, following.sop_instance
+                )
+                if after.readable():
+                    stored.then(after)
+                    self._ahead = after
+            status = self.assoc.send_c_store(stored, msg_id=msg_id)
         else:
             payload = self._converted(obj, accepted, convert)
             status = self.assoc.send_c_store(payload, msg_id=msg_id)

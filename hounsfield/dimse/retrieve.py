@@ -120,18 +120,10 @@ def _ahead(items: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
         following = next(items, None)
         if following is not None:
             this, that = current[1], following[1]
-            if isinstance(this, StoredFile) and isinstance(that, StoredFile) and _readable(that):
+            if isinstance(this, StoredFile) and isinstance(that, StoredFile) and that.readable():
                 this.then(that)
         yield current
         current = following
-
-
-def _readable(stored: StoredFile) -> bool:
-    """Whether the file's File Meta reads (one that does not fails in its own turn)."""
-    try:
-        return stored.meta is not None
-    except OSError:
-        return False
 
 
 @dataclass

@@ -113,11 +113,13 @@ def _send_on_one(
         if on_report is not None:
             link.on_event_report(on_report)
         try:
-            for obj in group:
+            for obj, following in zip(group, [*group[1:], None], strict=True):
                 if cap is not None:
                     cap.spend(obj.size)
                 try:
-                    status = link.store(_readable(obj), convert=to_little_endian)
+                    status = link.store(
+                        _readable(obj), convert=to_little_endian, following=following
+                    )
                 except PeerError:
                     raise
                 except ArchiveError as exc:

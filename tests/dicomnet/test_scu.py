@@ -466,3 +466,30 @@ def test_move_reports_failed_instances(archive: Archive, server: DimseServer) ->
     assert (result.completed, result.failed, result.failed_instances) == (1, 1, (bad,))
     assert result.status == 0xB000 and not result.ok and refused.is_set()
     assert unknown.status == 0xA801
+
+
+def _arrived(scp: _StoreSCP, sop_instance: str) -> bool:
+    try:
+        return sop_instance in scp.received()
+    except Exception:  # a file storescp is still writing
+        return False
+
+
+def test_a_store_sent_ahead_and_not_asked_for_is_answered_before_the_next(
+    storescp: _StoreSCP,
+) -> None:
+    """`store(a, following=b)` puts b on the wire once a is answered; when the caller then
+    stores c instead, b's response is read first, so c gets its own status, and the
+    association stays usable."""
+    a, b, c = (_file(n) for n in (IMPLICIT, EXPLICIT, J2K))
+    contexts = storage_contexts((f.sop_class, f.transfer_syntax) for f in (a, b, c))
+    with associate(storescp.peer, SCU, contexts) as link:
+        assert link.store(a, following=b) == 0
+        deadline = time.monotonic() + 5
+        while not _arrived(storescp, b.sop_instance) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _arrived(storescp, b.sop_instance)  # sent before it was asked for
+        assert link.store(c) == 0
+        assert link.store(b, following=a) == 0
+        assert link.store(a) == 0
+    assert set(storescp.received()) == {a.sop_instance, b.sop_instance, c.sop_instance}
