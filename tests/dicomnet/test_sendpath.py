@@ -236,12 +236,22 @@ def _wait_for(check: Any, seconds: float = 5.0) -> bool:
     return bool(check())
 
 
+@pytest.mark.parametrize("chunk", [fastsend.CHUNK, 1000])
 def test_the_next_file_goes_on_the_wire_once_the_one_before_is_answered(
-    scp: tuple[int, list[Any]],
+    scp: tuple[int, list[Any]], chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A retrieve's files, each told which follows it: the next request is sent as soon as
     the response before it came, before its own `send_c_store`, which only reads its
-    response; the bytes are those of the same stores sent one by one."""
+    response; the bytes are those of the same stores sent one by one. A file larger than
+    one CHUNK is not built ahead but read in pieces as it is sent."""
+    monkeypatch.setattr(fastsend, "CHUNK", chunk)
+    built: list[int] = []
+    send_encoded = fastsend.send_encoded
+    monkeypatch.setattr(
+        fastsend,
+        "send_encoded",
+        lambda dimse, data: (built.append(len(data)), send_encoded(dimse, data)),
+    )
     port, seen = scp
     path = local("CT_small.dcm")
     ours, theirs = _Tap(port), _Tap(port)
@@ -255,6 +265,9 @@ def test_the_next_file_goes_on_the_wire_once_the_one_before_is_answered(
             assert _wait_for(lambda n=number: len(seen) == n + 2)
     assoc.release()
     assert len(seen) == 4
+    # the third and fourth were built while the peer stored the one before (the second was
+    # sent ahead of a first store that was not itself sent ahead)
+    assert len(built) == (2 if chunk > path.stat().st_size else 0)
     assoc = _associate(theirs.port, path)
     for number in range(4):
         assert assoc.send_c_store(_stored(path), msg_id=7 + number).Status == 0
