@@ -91,6 +91,11 @@ def print_json(rows: Iterable[Any]) -> None:
     typer.echo(json.dumps([jsonable(r) for r in rows], indent=2, default=_default))
 
 
+def print_json_object(value: Any) -> None:
+    """Print one JSON object (a dataclass, nested ones included), times ISO 8601 text."""
+    typer.echo(json.dumps(jsonable(value), indent=2, default=_default))
+
+
 def jsonable(value: Any) -> Any:
     """A dataclass as a dict; anything else as it is."""
     if is_dataclass(value) and not isinstance(value, type):

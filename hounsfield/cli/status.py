@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from hounsfield.archive.status import status as archive_status
-from hounsfield.cli.output import archive, console, human_size, rows_table
+from hounsfield.cli.output import (
+    archive,
+    console,
+    human_size,
+    print_json_object,
+    rows_table,
+)
 
 
-def status() -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Counts of patients, studies, series, instances; bytes stored; free disk."""
     with archive() as opened:
         s = archive_status(opened)
+    if as_json:
+        print_json_object(s)
+        return
     console.print(
         f"patients {s.patients}  studies {s.studies}  series {s.series}  "
         f"instances {s.instances}  stored {human_size(s.stored_bytes)}"

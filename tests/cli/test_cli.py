@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def test_import_status_and_devices(tmp_path: Path, database_url: str) -> None:
     assert "patients 2  studies 2  series 2  instances 2" in status
     assert re.search(r"instances 2  stored \d+\.\d KiB", status)
     assert "filesystem" in status and "free" in status and "GiB" in status
+    counted = json.loads(cli(env, "status", "--json").stdout)
+    assert [counted[k] for k in ("patients", "studies", "series", "instances")] == [2, 2, 2, 2]
+    assert counted["stored_bytes"] > 0 and counted["filesystems"][0]["free_bytes"] > 0
 
     assert cli(env, "device", "add", "PACS2", "192.0.2.7", "11112").returncode == 0
     assert "192.0.2.7" in cli(env, "device", "list").stdout
