@@ -59,7 +59,7 @@ test: $(STAMP) system-deps ui-assets browser-deps viewer
 lint: $(STAMP)
 	$(BIN)/ruff check hounsfield tests bench
 	$(BIN)/ruff format --check hounsfield tests bench
-	$(BIN)/mypy hounsfield
+	$(BIN)/mypy hounsfield bench
 	$(BIN)/lint-imports
 
 bench: $(STAMP) system-deps

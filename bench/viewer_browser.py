@@ -130,8 +130,8 @@ def open_study(context: Any, url: str, mbit: float, latency_ms: float) -> Sample
         deadline = time.monotonic() + 120
         while not (_settled(line, 1500) and _drawn(page)):
             if time.monotonic() > deadline:
-                frames = len(line.of("frame"))
-                raise RuntimeError(f"frames did not settle at {url}: {frames} requests")
+                requested = len(line.of("frame"))
+                raise RuntimeError(f"frames did not settle at {url}: {requested} requests")
             page.wait_for_timeout(200)
         page.wait_for_timeout(500)
         draws = _drawn(page)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-Scope = dict[str, Any]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def _now() -> float:
@@ -15,11 +15,11 @@ def _now() -> float:
 class ServerLog:
     """`app` with a log of its requests: path and query, Range, and wall times in ms."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.entries: list[dict[str, Any]] = []
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -34,7 +34,7 @@ class ServerLog:
         }
         self.entries.append(entry)
 
-        async def timed(message: dict[str, Any]) -> None:
+        async def timed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["head"] = _now()
             elif message["type"] == "http.response.body" and not message.get("more_body"):

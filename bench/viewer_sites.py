@@ -64,7 +64,10 @@ def originals(work: Path) -> dict[str, list[bytes]]:
     series = corpus_mod.generate(work / "viewer-ct", 1, 100, 100, "VIEW")
     ct = [p.read_bytes() for p in series.studies[0].files]
     rg = [(data_folder() / f"{RADIOGRAPH}.dcm").read_bytes()]
-    small = [Path(get_testdata_file("CT_small.dcm")).read_bytes()]
+    small_path = get_testdata_file("CT_small.dcm")  # a path (str), as read=False
+    if not isinstance(small_path, str):
+        raise SystemExit("pydicom's CT_small.dcm test file is missing")
+    small = [Path(small_path).read_bytes()]
     return {CASES[0]: rg, CASES[1]: ct, "warm": small}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -143,7 +144,7 @@ def _cold(c: Context, http: httpx.Client, rounds: list[list[radiographs.Radiogra
             url = c.server.dicomweb_root + rad.rendered_path(VIEWPORT)
             got = timed(
                 f"rendered {rad.name}, first request of copy {number}",
-                lambda u=url: web.rendered(http, u),
+                partial(web.rendered, http, url),
             )
             samples.setdefault(rad.name, []).append(got)
     for name, runs in samples.items():
@@ -189,7 +190,7 @@ def _decode(c: Context) -> None:
     for rad in radiographs.load():
         t = timed(
             f"decode_times {rad.name} (bench process)",
-            lambda rad=rad: decode_times(rad.path, size=VIEWPORT, repeat=3),
+            partial(decode_times, rad.path, size=VIEWPORT, repeat=3),
         )
         c.m.values |= {
             f"decode_reduced_ms:{rad.name}": t.reduced_decode * 1000,

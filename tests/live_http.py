@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 @contextmanager
-def live(app: FastAPI) -> Iterator[str]:
-    """The base URL of a uvicorn server running `app`, served until the block ends."""
+def live(app: ASGIApp) -> Iterator[str]:
+    """The base URL of a uvicorn server running `app` (any ASGI app), served until the
+    block ends."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
