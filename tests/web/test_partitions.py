@@ -175,3 +175,18 @@ def test_unknown_partition(clinics: Archive, web: str) -> None:
     # The default partition also answers under its own AE title.
     title = clinics.default_partition
     assert requests.get(f"{web}/dicomweb/aets/{title}/studies").status_code == 200
+
+
+def test_the_partition_paths_declare_their_ae_title(clinics: Archive, web: str) -> None:
+    """Every /dicomweb/aets/{aet}/... operation in the OpenAPI description declares `aet`
+    as a path parameter (a path template without it is an invalid description)."""
+    paths = requests.get(f"{web}/openapi.json", timeout=10).json()["paths"]
+    partitioned = {p: ops for p, ops in paths.items() if p.startswith("/dicomweb/aets/{aet}")}
+    plain = {
+        p: ops for p, ops in paths.items() if p.startswith("/dicomweb") and p not in partitioned
+    }
+    assert len(partitioned) == len(plain) > 10
+    for where, operations in (*partitioned.items(), *plain.items()):
+        for operation in operations.values():
+            declared = [x["name"] for x in operation.get("parameters", []) if x["in"] == "path"]
+            assert ("aet" in declared) == (where in partitioned), where

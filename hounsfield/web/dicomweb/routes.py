@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Path
 from starlette.middleware.cors import CORSMiddleware
 
 from hounsfield.archive.context import Archive
@@ -22,6 +24,13 @@ EXPOSED = [
 ]
 
 
+def _partition(
+    aet: Annotated[str, Path(description="The AE title of the partition addressed.")],
+) -> None:
+    """Declares /dicomweb/aets/{aet}'s AE title in the OpenAPI description (`tenant.resolve`
+    reads it from the path)."""
+
+
 def mount(app: FastAPI, archive: Archive) -> None:
     """Add the DICOMweb routes and, when origins are configured, CORS.
 
@@ -29,9 +38,9 @@ def mount(app: FastAPI, archive: Archive) -> None:
     /dicomweb/aets/{aet}; each request's partition is resolved once, by `tenant.resolve`."""
     bind(app, archive)
     routers = [m.router(archive) for m in (qido, wado, frames, rendered, stow, delete, uri)]
-    for prefix in (PREFIX, PARTITION_PREFIX):
+    for prefix, declared in ((PREFIX, []), (PARTITION_PREFIX, [Depends(_partition)])):
         for api in routers:
-            app.include_router(api, prefix=prefix, tags=["dicomweb"])
+            app.include_router(api, prefix=prefix, tags=["dicomweb"], dependencies=declared)
     app.state.public_url = archive.settings.public_url
     origins = archive.settings.cors_origins
     if origins:
