@@ -105,9 +105,9 @@ def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> 
     if isinstance(dataset, StoredFile):
         meta = dataset.meta
         if meta is not None:
-            following = storesend.Header(*args, **kwargs).following()
+            after = storesend.Header(*args, **kwargs).following()  # the next request's
             if storesend.in_flight(self) is dataset:  # sent ahead: only its response is left
-                _prepare(self, dataset.following, following)  # while the peer stores this one
+                _prepare(self, dataset.following, after)  # while the peer stores this one
                 status = storesend.read_response(self)
             else:
                 error = object.__getattribute__(dataset, "_error")
@@ -115,7 +115,7 @@ def _send_stored(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> 
                     raise error
                 status = storesend.send_file(self, dataset.stored_path, meta, *args, **kwargs)
             if "Status" in status:
-                _send_ahead(self, dataset.following, following)
+                _send_ahead(self, dataset.following, after)
             return status
         dataset = dataset.stored_path
     if threading.current_thread() is self:  # C-GET: the reactor itself is sending

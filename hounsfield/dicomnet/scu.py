@@ -266,7 +266,11 @@ class PeerAssociation:
         if obj.transfer_syntax in accepted:
             if not getattr(Association.send_c_store, "_sends_stored_files", False):
                 raise RuntimeError("hounsfield.dicomnet.install.install() was not called")
-            stored = ahead or rawsend.StoredFile(obj.path, obj.sop_class, obj.sop_instance)
+            stored = (
+                ahead
+                if ahead is not None
+                else rawsend.StoredFile(obj.path, obj.sop_class, obj.sop_instance)
+            )
             if following is not None and following.transfer_syntax in self.accepted(
                 following.sop_class
             ):
