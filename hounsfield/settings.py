@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     # `audit_syslog_ca_file` (else `tls_ca_file`, else the system's CAs) and the node offers
     # `tls_cert_file` as its client certificate.
     audit_keep_days: float = Field(default=400.0, gt=0)
+    # Reconciliation reports finished longer ago are removed (the newest of each partition and
+    # peer, and each scheduled job's last one, stay).
+    reconcile_keep_days: float = Field(default=400.0, gt=0)
     audit_coalesce_seconds: float = Field(default=5.0, ge=0)
     audit_syslog: str | None = None
     audit_syslog_ca_file: Path | None = None

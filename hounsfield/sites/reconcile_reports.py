@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from hounsfield.db import engine as db
-from hounsfield.db.tables import reconcile_difference, reconcile_report
+from hounsfield.db.tables import reconcile_difference, reconcile_job, reconcile_report
 from hounsfield.errors import NotFound
 from hounsfield.sites.reconcile_model import (
     EXTRA,
@@ -22,6 +22,7 @@ from hounsfield.sites.reconcile_model import (
 from hounsfield.workqueue.items import now, utc
 
 RUNNING, COMPLETE, INCOMPLETE, FAILED = "running", "complete", "incomplete", "failed"
+PURGE_BATCH = 500  # reports removed per statement
 
 
 @dataclass
@@ -137,6 +138,34 @@ def fail_report(engine: Engine, pk: int, error: str) -> None:
             .where(reconcile_report.c.pk == pk)
             .values(state=FAILED, finished_at=now(), error=error)
         )
+
+
+def purge_reports(engine: Engine, before: datetime) -> int:
+    """Remove the reports (and their differences) that finished before `before`, except the
+    newest finished one of each partition and peer, which stays as that pair's last proof,
+    and the last report of each scheduled job; how many went."""
+    newest = (
+        select(func.max(reconcile_report.c.pk))
+        .where(reconcile_report.c.state != RUNNING)
+        .group_by(reconcile_report.c.partition_ae, reconcile_report.c.peer_ae)
+    )
+    shown = select(reconcile_job.c.last_report_pk).where(
+        reconcile_job.c.last_report_pk.is_not(None)
+    )
+    old = select(reconcile_report.c.pk).where(
+        reconcile_report.c.state != RUNNING,
+        reconcile_report.c.finished_at < before,
+        reconcile_report.c.pk.not_in(newest),
+        reconcile_report.c.pk.not_in(shown),
+    )
+    with db.write(engine) as conn:
+        pks = list(conn.scalars(old))
+        for start in range(0, len(pks), PURGE_BATCH):
+            batch = pks[start : start + PURGE_BATCH]
+            differences = reconcile_difference.c.report_pk.in_(batch)
+            conn.execute(delete(reconcile_difference).where(differences))
+            conn.execute(delete(reconcile_report).where(reconcile_report.c.pk.in_(batch)))
+    return len(pks)
 
 
 def list_reports(

@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
-from sqlalchemy import inspect, update
+from sqlalchemy import inspect, select, update
 from typer.testing import CliRunner
 
 from hounsfield.archive.context import Archive
@@ -22,8 +22,14 @@ from hounsfield.cli import app as cli_app
 from hounsfield.db import engine as db
 from hounsfield.db import migrate
 from hounsfield.db.engine import make_engine
-from hounsfield.db.tables import metadata, reconcile_job
+from hounsfield.db.tables import (
+    metadata,
+    reconcile_difference,
+    reconcile_job,
+    reconcile_report,
+)
 from hounsfield.dimse.server import DimseServer
+from hounsfield.errors import NotFound
 from hounsfield.node.bootstrap import apply_declared
 from hounsfield.scheduled import lock
 from hounsfield.scheduled.scheduler import ensure_services, run_service
@@ -279,3 +285,61 @@ def test_the_migration_matches_the_tables(tmp_path: Path, database_url: str) -> 
         assert "reconcile_job" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_old_reports_are_purged_but_each_pairs_last_proof_stays(archive: Archive) -> None:
+    """purge-reconcile-reports removes what finished more than `reconcile_keep_days` ago, with
+    its differences; the newest finished report of each partition and peer, a scheduled
+    job's last report and a running one stay."""
+    engine = archive.engine
+    long_ago = datetime.now().astimezone() - timedelta(
+        days=archive.settings.reconcile_keep_days + 5
+    )
+
+    def report(peer: str, finished: datetime | None, state: str = "complete") -> int:
+        pk = begin_report(engine, "HOUNSFIELD", peer, DAY, DAY, "none", "by hand")
+        with db.write(engine) as conn:
+            conn.execute(
+                update(reconcile_report)
+                .where(reconcile_report.c.pk == pk)
+                .values(state=state, finished_at=finished, started_at=finished or long_ago)
+            )
+            conn.execute(
+                reconcile_difference.insert().values(
+                    report_pk=pk, pass_no=1, side="missing", level="STUDY", study_iuid="1.2.3"
+                )
+            )
+        return pk
+
+    gone = [report("CLINIC", long_ago), report("CLINIC", long_ago)]
+    kept_last = report("CLINIC", long_ago)  # the newest finished one of CLINIC
+    running = report("CLINIC", None, state="running")
+    by_job = report("OTHER", long_ago)
+    last_of_other = report("OTHER", long_ago)
+    recent = report("OTHER", datetime.now().astimezone())
+    with db.write(engine) as conn:
+        conn.execute(
+            reconcile_job.insert().values(
+                name="nightly",
+                partition_ae="HOUNSFIELD",
+                peer_ae="OTHER",
+                period="yesterday",
+                at_time="02:00",
+                direction="none",
+                enabled=True,
+                next_run_at=datetime.now().astimezone(),
+                last_report_pk=by_job,
+            )
+        )
+    ensure_services(archive)
+    assert run_service(archive, "purge-reconcile-reports", force=True) == (
+        f"removed {len(gone) + 1} reconciliation reports"
+    )  # the OTHER report between the job's and the recent one went too
+    with db.read(engine) as conn:
+        left = set(conn.scalars(select(reconcile_report.c.pk)))
+        with_differences = set(conn.scalars(select(reconcile_difference.c.report_pk)))
+    assert left == {kept_last, running, by_job, recent} == with_differences
+    assert last_of_other not in left
+    for pk in gone:
+        with pytest.raises(NotFound):
+            get_report(engine, pk)
