@@ -80,7 +80,7 @@ class PeerAssociation:
 
     def __init__(self, assoc: Association, peer: Peer, timeouts: Timeouts) -> None:
         self.assoc, self.peer, self.timeouts = assoc, peer, timeouts
-        self._ids = itertools.count(1)
+        self._ids = itertools.cycle(range(1, 0x10000))  # Message ID is 16 bits
         self._open: FindStream | RetrieveStream | None = None
         self._reports = threading.Event()
         self._ahead: rawsend.StoredFile | None = None  # a C-STORE request sent ahead

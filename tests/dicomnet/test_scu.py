@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -38,9 +40,9 @@ from hounsfield.dicomnet.contexts import (
     storage_contexts,
 )
 from hounsfield.dicomnet.incoming import Received
-from hounsfield.dicomnet.peer import Peer
+from hounsfield.dicomnet.peer import Peer, Timeouts
 from hounsfield.dicomnet.responses import Progress
-from hounsfield.dicomnet.scu import associate
+from hounsfield.dicomnet.scu import PeerAssociation, associate
 from hounsfield.dimse.server import DimseServer
 from hounsfield.errors import (
     AssociationAborted,
@@ -493,3 +495,13 @@ def test_a_store_sent_ahead_and_not_asked_for_is_answered_before_the_next(
         assert link.store(b, following=a) == 0
         assert link.store(a) == 0
     assert set(storescp.received()) == {a.sop_instance, b.sop_instance, c.sop_instance}
+
+
+def test_message_ids_wrap_within_their_16_bits() -> None:
+    """A pooled forward link can outlive 65,535 requests: its Message IDs start again at 1
+    (pynetdicom refuses anything above 65535)."""
+    peer = Peer("PEER", "127.0.0.1", 104)
+    assoc: Any = SimpleNamespace(is_established=True)
+    link = PeerAssociation(assoc, peer, Timeouts.of(peer, SCU))
+    ids = [link._ready("C-STORE") for _ in range(0x10001)]
+    assert ids[0] == 1 and ids[0xFFFE] == 0xFFFF and ids[0xFFFF] == 1 and max(ids) == 0xFFFF

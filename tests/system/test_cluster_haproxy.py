@@ -300,7 +300,13 @@ def _audit(url: str, storage: Path) -> Audit:
         problems.append(f"{empty_series} series and {empty_studies} studies without instances")
     problems += [f"{uid}: num_instances {n}, real {real}" for uid, n, real in counters if n != real]
     print(f"audit: {len(rows)} instance rows, {studies} studies")
-    on_disk = {Path(d) / n for d, _, names in os.walk(storage) for n in names}
+    # the live nodes' storage health probes write and remove `.probe-<node>-<pid>` files
+    on_disk = {
+        Path(d) / n
+        for d, _, names in os.walk(storage)
+        for n in names
+        if not n.startswith(".probe-")
+    }
     return Audit(indexed, problems, sorted(on_disk - known))
 
 
