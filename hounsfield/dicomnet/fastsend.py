@@ -132,22 +132,33 @@ def _message_name(primitive: Any) -> str:
 _original_send_msg = DIMSEServiceProvider.send_msg
 
 
-def send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
-    """pynetdicom's `send_msg`, with the command set and PDUs encoded here when covered."""
+def _encoded(
+    self: DIMSEServiceProvider, primitive: Any, context_id: int
+) -> tuple[bytes, Iterator[bytes] | None] | None:
+    """The message's command set as PDUs and its dataset's pieces (None: it has none), or
+    None when this module does not cover it (pynetdicom's own path sends it)."""
     message = _message_name(primitive)
     if message not in _LAYOUT or self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
-        return _original_send_msg(self, primitive, context_id)
+        return None
     keyword = _DATASET_KEYWORDS.get(message.replace("-", "_"))
     chunks = _dataset_chunks(primitive, keyword)
     command = encode_command(message, primitive, chunks is not None)
     if command is None:
+        return None
+    return pdus(command, context_id, True, True, self.maximum_pdu_size), chunks
+
+
+def send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
+    """pynetdicom's `send_msg`, with the command set and PDUs encoded here when covered."""
+    encoded = _encoded(self, primitive, context_id)
+    if encoded is None:
         return _original_send_msg(self, primitive, context_id)
+    head, chunks = encoded
     _wait_for_room(self)
-    size = self.maximum_pdu_size
-    head = pdus(command, context_id, True, True, size)
     if chunks is None:
         self.dul.send_pdu(EncodedPData(head))
         return None
+    size = self.maximum_pdu_size
     current = next(chunks, b"")
     for following in chunks:
         self.dul.send_pdu(EncodedPData(head + pdus(current, context_id, False, False, size)))
@@ -159,22 +170,16 @@ def send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> Non
 def encode_whole(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> bytes | None:
     """The whole message as `send_msg` would send it, for `send_encoded` later; None when
     `send_msg` would not encode it here or its dataset is larger than one CHUNK."""
-    message = _message_name(primitive)
-    if message not in _LAYOUT or self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
+    encoded = _encoded(self, primitive, context_id)
+    if encoded is None:
         return None
-    keyword = _DATASET_KEYWORDS.get(message.replace("-", "_"))
-    chunks = _dataset_chunks(primitive, keyword)
-    command = encode_command(message, primitive, chunks is not None)
-    if command is None:
-        return None
-    size = self.maximum_pdu_size
-    head = pdus(command, context_id, True, True, size)
+    head, chunks = encoded
     if chunks is None:
         return head
     data = next(chunks, b"")
     if next(chunks, None) is not None:
         return None
-    return head + pdus(data, context_id, False, True, size)
+    return head + pdus(data, context_id, False, True, self.maximum_pdu_size)
 
 
 def send_encoded(self: DIMSEServiceProvider, encoded: bytes) -> None:

@@ -35,11 +35,14 @@ class StoredFile(Dataset):
     stores it while the service answers the requestor and finds the file after it
     (`_send_stored`). Its own `send_c_store` then only reads the response."""
 
-    def __init__(self, path: Path, sop_class: str, sop_instance: str) -> None:
+    def __init__(
+        self, path: Path, sop_class: str, sop_instance: str, size: int | None = None
+    ) -> None:
         super().__init__()
         self.SOPClassUID = sop_class
         self.SOPInstanceUID = sop_instance
         object.__setattr__(self, "_stored_path", path)
+        object.__setattr__(self, "_size", size)
         object.__setattr__(self, "_meta", _UNREAD)
         object.__setattr__(self, "_following", None)
         object.__setattr__(self, "_error", None)
@@ -49,6 +52,11 @@ class StoredFile(Dataset):
     def stored_path(self) -> Path:
         """Where the file is."""
         return object.__getattribute__(self, "_stored_path")  # type: ignore[no-any-return]
+
+    @property
+    def size(self) -> int | None:
+        """The file's size in bytes, when the caller knows it (the index does)."""
+        return object.__getattribute__(self, "_size")  # type: ignore[no-any-return]
 
     @property
     def meta(self) -> filemeta.FileMeta | None:
@@ -144,7 +152,7 @@ def _prepare(assoc: Association, following: StoredFile | None, header: storesend
     if following is None or meta is None:
         return
     try:
-        encoded = storesend.prepare(assoc, following.stored_path, meta, header)
+        encoded = storesend.prepare(assoc, following.stored_path, meta, header, following.size)
     except Exception:  # built again when sent, and its error kept then
         return
     object.__setattr__(following, "_encoded", encoded)

@@ -76,10 +76,13 @@ def _request(assoc: Association, path: Path, meta: FileMeta, header: Header) -> 
     return req, context_id
 
 
-def prepare(assoc: Association, path: Path, meta: FileMeta, header: Header) -> bytes | None:
+def prepare(
+    assoc: Association, path: Path, meta: FileMeta, header: Header, size: int | None = None
+) -> bytes | None:
     """The request's PDUs, built ahead of `send_request(..., encoded=...)` (None: it is
-    built when sent; see `fastsend.encode_whole`)."""
-    if path.stat().st_size - meta.offset > fastsend.CHUNK:  # sent in pieces, as it is read
+    built when sent; see `fastsend.encode_whole`). `size` is the file's, when known."""
+    size = path.stat().st_size if size is None else size
+    if size - meta.offset > fastsend.CHUNK:  # sent in pieces, as it is read
         return None
     req, context_id = _request(assoc, path, meta, header)
     return fastsend.encode_whole(assoc.dimse, req, context_id)

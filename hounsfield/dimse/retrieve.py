@@ -105,7 +105,10 @@ def _items(
         INSTANCES_SENT.labels(service).inc()
         BYTES_SENT.labels(service).inc(located.size)
         if chosen.path is not None:
-            yield PENDING, StoredFile(chosen.path, located.sop_class, located.sop_instance)
+            yield (
+                PENDING,
+                StoredFile(chosen.path, located.sop_class, located.sop_instance, located.size),
+            )
         else:
             yield PENDING, chosen.dataset
 
