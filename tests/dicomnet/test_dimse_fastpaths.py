@@ -293,3 +293,39 @@ def test_associations_share_the_servers_contexts_and_leave_them_as_they_were() -
         server.server_close()
     assert accepted == ["1.2.840.10008.1.2.1", ImplicitVRLittleEndian]
     assert described() == before
+
+
+def test_a_handed_over_connection_becomes_an_association_on_the_taking_thread() -> None:
+    """A DIMSE process creates the association of a connection handed to it where it takes
+    it (no thread only for that); the association then serves on its own threads."""
+    ae = AE("HANDED")
+    ae.add_supported_context(Verification)
+    opened_on: list[threading.Thread] = []
+    server = ae.make_server(
+        ("127.0.0.1", 0),
+        evt_handlers=[(evt.EVT_CONN_OPEN, lambda _e: opened_on.append(threading.current_thread()))],
+        server_class=handoff.HandedServer,
+    )
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    outcome: list[int] = []
+
+    def echo() -> None:
+        asking = AE("ASKING")
+        asking.add_requested_context(Verification)
+        assoc = asking.associate("127.0.0.1", port, ae_title="HANDED")
+        outcome.extend([int(assoc.send_c_echo().Status)] if assoc.is_established else [])
+        assoc.release()
+
+    requestor = threading.Thread(target=echo, daemon=True)
+    try:
+        requestor.start()
+        conn, address = listening.accept()
+        server.take(conn, address)
+        assert opened_on == [threading.current_thread()]
+        assert len(server.active_associations) == 1
+        requestor.join(timeout=10)
+    finally:
+        server.close()
+        listening.close()
+    assert outcome == [0]
