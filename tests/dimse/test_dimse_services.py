@@ -121,8 +121,21 @@ def test_move_cancel_and_unknown_destination(
         )
     finally:
         scp.stop()
-    assert _statuses(moved.stdout + moved.stderr)[-1] == 0xFE00
-    assert len(list(scp.folder.iterdir())) < 60
+    output = moved.stdout + moved.stderr
+    assert _statuses(output)[-1] == 0xFE00
+    stored = len(list(scp.folder.iterdir()))
+    assert stored < 60
+    # what went before the cancel took effect (a request already on the wire included) is
+    # counted as completed, the rest as remaining
+    assert (_last_count(output, "Completed"), _last_count(output, "Remaining")) == (
+        stored,
+        60 - stored,
+    )
+
+
+def _last_count(output: str, kind: str) -> int:
+    """The last `kind` (Completed, Remaining...) sub-operation count in DCMTK's dump."""
+    return int(re.findall(rf"{kind} Suboperations\s*:\s*(\d+)", output)[-1])
 
 
 def _get_association(port: int, storage_class: str, on_store: Any) -> Association:
@@ -151,14 +164,20 @@ def test_get_cancel(archive: Archive, server: DimseServer) -> None:
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = study
     statuses = []
+    final = Dataset()
     for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet, msg_id=7):
         statuses.append(int(status.Status))
+        final = status
         if len(statuses) == 1:
             cx = assoc._get_valid_context(StudyRootQueryRetrieveInformationModelGet, "", "scu")
             assoc.send_c_cancel(7, cx.context_id)
     assoc.release()
     assert statuses[-1] == 0xFE00
     assert len(received) < 60
+    # what went before the cancel took effect (a request already on the wire included) is
+    # counted as completed, the rest as remaining
+    assert final.NumberOfCompletedSuboperations == len(received)
+    assert final.NumberOfRemainingSuboperations == 60 - len(received)
 
 
 def test_get_reports_failed_sub_operations(archive: Archive, server: DimseServer) -> None:
