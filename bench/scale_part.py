@@ -31,7 +31,7 @@ ORTHANC_DATABASE = "hounsfield_bench_scale_orthanc"  # Orthanc's index, dropped 
 STARTUP_SECONDS = 180.0
 PILOT_INSTANCES = 2000  # Orthanc's first fill starts with this many, to measure its rate
 CHUNK_INSTANCES = 5000  # then parts of this many, the budget checked after each
-ORTHANC_BUDGET = 420  # seconds a fill of Orthanc may take (BENCH_SCALE_ORTHANC_SECONDS)
+ORTHANC_BUDGET = 1200  # seconds a fill of Orthanc may take (BENCH_SCALE_ORTHANC_SECONDS)
 
 
 def _env_int(name: str, default: int) -> int:
