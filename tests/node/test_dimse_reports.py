@@ -43,7 +43,9 @@ def test_associations_ending_together_are_reported_together() -> None:
             time.sleep(0.02)
         reader.join(timeout=window + 5)
         during = [t for t in seen if t <= last_change]
-        assert 1 <= len(during) <= 5, f"{len(during)} reports for 20 ends in 0.4 s"
+        # one report per window at most (a busy machine stretches the 0.4 s), not one per end
+        most = int((last_change - start) / dimse_child.COALESCE_SECONDS) + 2
+        assert 1 <= len(during) <= most, f"{len(during)} reports for 20 ends"
         assert seen and seen[-1] > last_change, "the last end was not reported"
         assert seen[0] - start < dimse_child.COALESCE_SECONDS + 0.3, "the first end waited"
     finally:
