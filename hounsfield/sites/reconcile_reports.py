@@ -22,7 +22,6 @@ from hounsfield.sites.reconcile_model import (
 from hounsfield.workqueue.items import now, utc
 
 RUNNING, COMPLETE, INCOMPLETE, FAILED = "running", "complete", "incomplete", "failed"
-PURGE_BATCH = 500  # reports removed per statement
 
 
 @dataclass
@@ -159,13 +158,8 @@ def purge_reports(engine: Engine, before: datetime) -> int:
         reconcile_report.c.pk.not_in(shown),
     )
     with db.write(engine) as conn:
-        pks = list(conn.scalars(old))
-        for start in range(0, len(pks), PURGE_BATCH):
-            batch = pks[start : start + PURGE_BATCH]
-            differences = reconcile_difference.c.report_pk.in_(batch)
-            conn.execute(delete(reconcile_difference).where(differences))
-            conn.execute(delete(reconcile_report).where(reconcile_report.c.pk.in_(batch)))
-    return len(pks)
+        conn.execute(delete(reconcile_difference).where(reconcile_difference.c.report_pk.in_(old)))
+        return conn.execute(delete(reconcile_report).where(reconcile_report.c.pk.in_(old))).rowcount
 
 
 def list_reports(
