@@ -222,11 +222,17 @@ def find(
     if limit is not None:
         stmt = stmt.limit(limit)
     builder = _Builder(archive, identifier, level, title, whole_header, implicit)
-    # The matches and the first batch of answers come from one transaction: most queries
-    # have a handful of matches, and each transaction costs a pool checkout and a round trip.
+    # The matches and the first batch of answers come from one statement: most queries have
+    # a handful of matches, and each statement costs its building and a round trip. Only the
+    # first batch's index values are kept; the others are read batch by batch.
     with db.read(archive.engine) as conn:
-        pks = list(conn.scalars(stmt))
-        answers = builder.build(conn, pks[:BATCH])
+        pks: list[int] = []
+        first: dict[int, dict[str, Any]] = {}
+        for row in conn.execute(stmt.with_only_columns(*builder.columns())):
+            pks.append(row.pk)
+            if len(first) < BATCH:
+                first[row.pk] = dict(row._mapping)
+        answers = builder.build(conn, pks[:BATCH], first)
     yield from answers
     for start in range(BATCH, len(pks), BATCH):
         with db.read(archive.engine) as conn:
@@ -264,26 +270,35 @@ class _Builder:
             if e.tag.group not in (0, 2) and e.keyword != "SpecificCharacterSet"
         ]
 
-    def build(self, conn: Connection, pks: list[int]) -> list[Dataset]:
-        """The answers for one batch of matching rows, in the order of `pks`."""
-        if not pks:
-            return []
-        level_table = _TABLE_OF[self.level]
-        cols: list[Any] = [level_table.c.pk]
+    def columns(self) -> list[Any]:
+        """The matching rows' primary key (labelled `pk`) and the index values asked for."""
+        cols: list[Any] = [_TABLE_OF[self.level].c.pk]
         tables = LEVELS[: self.depth + 1]
         for kw, key in KEYS.items():
             if kw in self.identifier and key.level in tables:
                 cols.append(key.column.label(kw))
         if self.level == "STUDY" and "ModalitiesInStudy" in self.identifier:
             cols.append(study.c.modalities.label("ModalitiesInStudy"))
-        stmt = select(*cols).where(_among(level_table.c.pk, pks))
-        if self.level != "PATIENT":
-            stmt = (
-                _base(self.level, self.archive.partition_pk(self.title))
-                .with_only_columns(*cols)
-                .where(_among(level_table.c.pk, pks))
-            )
-        rows = {r.pk: dict(r._mapping) for r in conn.execute(stmt)}
+        return cols
+
+    def build(
+        self, conn: Connection, pks: list[int], rows: dict[int, dict[str, Any]] | None = None
+    ) -> list[Dataset]:
+        """The answers for one batch of matching rows, in the order of `pks`; `rows`: their
+        index values (`columns`) when already read."""
+        if not pks:
+            return []
+        if rows is None:
+            level_table = _TABLE_OF[self.level]
+            cols = self.columns()
+            stmt = select(*cols).where(_among(level_table.c.pk, pks))
+            if self.level != "PATIENT":
+                stmt = (
+                    _base(self.level, self.archive.partition_pk(self.title))
+                    .with_only_columns(*cols)
+                    .where(_among(level_table.c.pk, pks))
+                )
+            rows = {r.pk: dict(r._mapping) for r in conn.execute(stmt)}
         if self.level == "STUDY" and "ModalitiesInStudy" in self.identifier:
             _fill_modalities(conn, rows)
         headers = self._headers(conn, pks) if self.extra or self.whole_header else {}
