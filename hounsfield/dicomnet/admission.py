@@ -35,8 +35,13 @@ def set_admission(ae: Any, admit: Admit) -> None:
     setattr(ae, _ATTRIBUTE, admit)
 
 
+def admission_of(ae: Any) -> Admit | None:
+    """The admission function given to `ae`, if any."""
+    return getattr(ae, _ATTRIBUTE, None)
+
+
 def _negotiate_as_acceptor(self: ACSE) -> None:
-    admit: Admit | None = getattr(self.assoc.ae, _ATTRIBUTE, None)
+    admit = admission_of(self.assoc.ae)
     if admit is not None:
         rq = self.requestor.primitive
         calling = str(rq.calling_ae_title or "").strip()

@@ -12,6 +12,7 @@ from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
 
+from hounsfield.dicomnet import queryassoc
 from hounsfield.dicomnet.lobby import Lobby
 from hounsfield.dicomnet.serving import winding_down
 
@@ -40,11 +41,36 @@ class SharedContexts(list):  # type: ignore[type-arg]
 
 
 class _Sharing(ThreadedAssociationServer):
-    """A threaded association server whose associations share its contexts."""
+    """A threaded association server whose associations share its contexts, and whose
+    query-only associations are served by `queryassoc` (when `query_path` is on)."""
+
+    query_path = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.contexts = SharedContexts(self.contexts)  # type: ignore[has-type]
+
+    def is_tls(self, request: socket.socket) -> bool:
+        """Whether this connection needs a TLS handshake first (see `tls._Handshaking`)."""
+        return False
+
+    def _query_only(self, request: Any) -> bool:
+        """Whether `queryassoc` serves this connection (never one that must speak TLS: a
+        plain request sent to a TLS port goes to the handshake, and fails there)."""
+        return (
+            self.query_path
+            and not self.is_tls(request)
+            and queryassoc.query_only(request)
+            and queryassoc.servable(self)
+        )
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Start the association: a query-only one on a thread of its own, any other as
+        pynetdicom does."""
+        if self._query_only(request):
+            queryassoc.serve(self, request, client_address)
+            return
+        super().finish_request(request, client_address)
 
 
 # Chooses the process for a new connection (0 = this one) and hands it over; returns False
@@ -92,6 +118,9 @@ class DispatchingServer(_Sharing):
             if handed:
                 request.close()  # the other process holds its own descriptor now
                 return
+        if self._query_only(request):  # its association runs on a thread of its own
+            queryassoc.serve(self, request, client_address)
+            return
         self._count_starting(1)
         try:
             super().process_request(request, client_address)
@@ -133,10 +162,6 @@ class HandedServer(_Sharing):
 
     def server_activate(self) -> None:
         """No listen(): connections arrive through `take`."""
-
-    def is_tls(self, request: socket.socket) -> bool:
-        """Whether this connection needs a TLS handshake first (see `tls._Handshaking`)."""
-        return False
 
     def take(self, sock: socket.socket, client_address: Any) -> None:
         """Serve a connection handed over by the listener. Its association (which runs on

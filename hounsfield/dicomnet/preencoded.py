@@ -102,8 +102,11 @@ def identifier(elements: Sequence[Element], implicit: bool) -> EncodedIdentifier
 _original_encode = service_class.encode
 
 
-def _encode(ds: Any, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False) -> Any:
-    """pynetdicom's `encode`, passing an already encoded identifier through."""
+def encode_identifier(
+    ds: Any, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False
+) -> Any:
+    """pynetdicom's `encode` (bytes, or None when it fails), passing an already encoded
+    identifier through."""
     if isinstance(ds, EncodedIdentifier):
         if not is_little_endian or deflated:
             raise ValueError("identifier encoded for another transfer syntax")
@@ -113,4 +116,4 @@ def _encode(ds: Any, is_implicit_vr: bool, is_little_endian: bool, deflated: boo
 
 def install() -> None:
     """Let pynetdicom's service classes send encoded identifiers (idempotent)."""
-    service_class.encode = _encode  # type: ignore[assignment]
+    service_class.encode = encode_identifier  # type: ignore[assignment]

@@ -12,12 +12,14 @@ reached or refuses is logged with the SCU layer's reason and answered as pynetdi
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import AE
 from pynetdicom.association import Association
 
+from hounsfield.dicomnet.queryassoc import QueryAssociation
 from hounsfield.errors import PeerError
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,19 @@ class ServingAE(AE):
     """A pynetdicom AE whose `associate` calls an `opener` when one is given."""
 
     @property
-    def active_associations(self) -> list[Association]:
+    def active_associations(self) -> list[Any]:
         """pynetdicom's, less the associations already released or aborted whose threads
         are still winding down: they counted against `maximum_associations`, so a client
         that released and at once associated again could be refused. An association whose
         A-RELEASE-RP is queued counts as released: the peer may hold the reply (and open its
-        next association) before this side's thread has marked it released."""
-        return [a for a in super().active_associations if not winding_down(a)]
+        next association) before this side's thread has marked it released. Query-only
+        associations (`queryassoc`, threads of their own) count too."""
+        found = [a for a in super().active_associations if not winding_down(a)]
+        return found + [
+            t
+            for t in threading.enumerate()
+            if isinstance(t, QueryAssociation) and t.ae is self and not winding_down(t)
+        ]
 
     def associate(self, addr: str, port: int, *args: Any, **kwargs: Any) -> Any:
         opener: Opener | None = kwargs.pop("opener", None)

@@ -299,6 +299,7 @@ class DimseServer:
         )
         if dispatch is not None:
             server.dispatch = dispatch
+        server.query_path = self.archive.settings.dimse_query_path
         # Registered before serving starts: the server's shutdown must find it.
         self.ae._servers.append(server)
         threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
@@ -338,6 +339,7 @@ class DimseServer:
             evt_handlers=self.handlers(),
             server_class=TlsHandedServer if ports else HandedServer,
         )
+        self.server.query_path = s.dimse_query_path
         if ports:
             self._arm(self.server, server_context(s), frozenset(ports))
 

@@ -1,0 +1,514 @@
+"""Associations that only query (Verification, C-FIND), each served on one thread of its own.
+
+pynetdicom serves an association with two threads that pass every PDU and message to each
+other through queues, a state machine and an ACSE object: most of the ~6 ms of CPU a short
+findscu association cost the server, against Orthanc's 1.7 ms (bench/RESULTS.md, "Notes").
+An association that proposes only Verification and the C-FIND models (query workstations,
+findscu, echo checks) needs none of that. Here its thread reads each PDU and answers it, and
+calls the server's handlers as pynetdicom would (connection open and close, accepted,
+rejected, established, released, aborted, C-ECHO, C-FIND) with events that carry what those
+handlers read: the association (peer AE titles and address, partition), the request, its
+presentation context and identifier, and whether it was cancelled.
+
+Admission, the association limit and the presentation context negotiation are pynetdicom's
+rules (`admission`, `negotiate_as_acceptor`); its PDU classes decode the request and encode
+the answer. Anything else goes to pynetdicom: another service proposed, role selection, TLS,
+a request that did not arrive whole, or a handler bound that this path does not call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import struct
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom import _config, evt
+from pynetdicom.dsutils import decode
+from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import (
+    A_ASSOCIATE,
+    ImplementationClassUIDNotification,
+    ImplementationVersionNameNotification,
+    MaximumLengthNotification,
+)
+from pynetdicom.presentation import (
+    PresentationContext,
+    PresentationContextTuple,
+    negotiate_as_acceptor,
+    negotiate_unrestricted,
+)
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
+
+from hounsfield.dicomnet import admission, fastsend, querywire
+from hounsfield.dicomnet.evented import PDU_FLOOR, PDU_ROOM
+from hounsfield.dicomnet.preencoded import encode_identifier
+from hounsfield.dicomnet.querywire import Message, PeerClosed, ProtocolError
+
+log = logging.getLogger(__name__)
+
+SYNTAXES = frozenset(
+    {
+        str(Verification),
+        str(PatientRootQueryRetrieveInformationModelFind),
+        str(StudyRootQueryRetrieveInformationModelFind),
+    }
+)
+PEEK_BYTES = 1 << 16  # a larger A-ASSOCIATE-RQ goes to pynetdicom
+SMALLEST_PDU = 64  # the PDUs sent to a peer that announces a smaller maximum
+C_ECHO_RQ, C_FIND_RQ, C_CANCEL_RQ = 0x0030, 0x0020, 0x0FFF
+PENDING = (0xFF00, 0xFF01)
+HANDLER_FAILED, ENCODING_FAILED = 0xC311, 0xC312  # pynetdicom's C-FIND statuses for these
+# The notification events this path triggers; a server with a handler bound to another one
+# (pynetdicom's per-message debug log, say) is served by pynetdicom.
+NOTIFIED = frozenset(
+    {
+        evt.EVT_CONN_OPEN,
+        evt.EVT_CONN_CLOSE,
+        evt.EVT_ACCEPTED,
+        evt.EVT_REJECTED,
+        evt.EVT_ESTABLISHED,
+        evt.EVT_RELEASED,
+        evt.EVT_ABORTED,
+    }
+)
+# Intervention events of the negotiation: only their default handlers (which change nothing
+# in the answer) are what this path does.
+NEGOTIATION = {
+    e: evt.get_default_handler(e)
+    for e in (evt.EVT_USER_ID, evt.EVT_SOP_EXTENDED, evt.EVT_SOP_COMMON, evt.EVT_ASYNC_OPS)
+}
+_ELEMENT = struct.Struct("<HHI")
+
+
+@dataclass
+class Peer:
+    """One side of the association, as the handlers read it (`assoc.requestor`)."""
+
+    ae_title: str
+    address: str
+    port: int
+
+
+@dataclass
+class Request:
+    """The request of a C-ECHO or C-FIND, as the handlers read it (`event.request`)."""
+
+    MessageID: int
+    AffectedSOPClassUID: str
+    Priority: int
+
+
+class QueryEvent:
+    """What a handler gets: the association, and for a request its context and identifier."""
+
+    def __init__(
+        self,
+        assoc: QueryAssociation,
+        event: Any,
+        context: PresentationContextTuple | None = None,
+        request: Request | None = None,
+        dataset: bytes | None = None,
+    ) -> None:
+        self.assoc, self.event, self.context, self.request = assoc, event, context, request
+        self._dataset = dataset
+        self._identifier: Dataset | None = None
+
+    @property
+    def identifier(self) -> Dataset:
+        """The request's identifier, decoded on first use."""
+        if self._identifier is None:
+            assert self.context is not None and self._dataset is not None
+            syntax = UID(self.context.transfer_syntax)
+            self._identifier = decode(
+                BytesIO(self._dataset),
+                syntax.is_implicit_VR,
+                syntax.is_little_endian,
+                syntax.is_deflated,
+            )
+        return self._identifier
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether the peer sent a C-CANCEL for this request (looks at what has arrived)."""
+        assert self.request is not None
+        return self.assoc.cancelled(self.request.MessageID)
+
+
+def _handlers(server: Any) -> dict[Any, Any]:
+    return server._handlers  # type: ignore[no-any-return]
+
+
+def servable(server: Any) -> bool:
+    """Whether this path can serve `server`'s associations: the handlers bound to it are
+    ones it calls, and pynetdicom's own AE title checks are off (admission does that)."""
+    ae = server.ae
+    if ae.require_calling_aet or ae.require_called_aet:
+        return False
+    handlers = _handlers(server)
+    for event, bound in handlers.items():
+        if isinstance(event, evt.NotificationEvent) and bound and event not in NOTIFIED:
+            return False
+    return all((handlers.get(e) or (None,))[0] in (None, d) for e, d in NEGOTIATION.items())
+
+
+def query_only(request: Any) -> bool:
+    """Whether a connection's A-ASSOCIATE-RQ, already arrived whole, proposes only queries
+    (seen without consuming it)."""
+    if isinstance(request, ssl.SSLSocket) or not isinstance(request, socket.socket):
+        return False
+    try:
+        head = request.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return False
+    found = querywire.proposed(head)
+    return found is not None and bool(found[0]) and found[0] <= SYNTAXES and not found[1]
+
+
+def _reply(name: str, sop_class: str, msg_id: int, status: Any, with_dataset: bool) -> bytes:
+    """A response's command set; `status` a code or a status Dataset (its Error Comment kept)."""
+    code = int(status.Status) if isinstance(status, Dataset) else int(status)
+    comment = str(status.get("ErrorComment", "")) if isinstance(status, Dataset) else ""
+    primitive = _Primitive(sop_class, msg_id, code)
+    command = fastsend.encode_command(name, primitive, with_dataset)
+    assert command is not None  # US and UI values only
+    if comment:  # Error Comment (0000,0902) is the last element of these responses
+        raw = comment.encode("ascii", "replace")[:64]
+        raw += b" " * (len(raw) % 2)
+        body = command[12:] + _ELEMENT.pack(0, 0x0902, len(raw)) + raw
+        command = _ELEMENT.pack(0, 0, 4) + struct.pack("<I", len(body)) + body
+    return command
+
+
+@dataclass
+class _Primitive:
+    AffectedSOPClassUID: str
+    MessageIDBeingRespondedTo: int
+    Status: int
+
+
+class QueryAssociation(threading.Thread):
+    """One query-only association (an acceptor), served on this thread. It counts among its
+    server's `active_associations` as pynetdicom's acceptor threads do (by name and
+    `_server`), and among its AE's (`serving.ServingAE`)."""
+
+    is_acceptor = True
+
+    def __init__(self, server: Any, sock: socket.socket, client_address: Any) -> None:
+        super().__init__(name="AcceptorThread(query)", daemon=True)
+        self._server, self.ae, self.sock = server, server.ae, sock
+        host, port = (client_address[0], client_address[1]) if client_address else ("", 0)
+        try:
+            local = sock.getsockname()
+        except OSError:  # the connection is gone: its thread finds out, and ends it
+            local = ("", 0)
+        self.requestor = Peer("", str(host), int(port))
+        self.acceptor = Peer(str(server.ae_title).strip(), str(local[0]), int(local[1]))
+        self.is_established = self.is_released = self.is_aborted = False
+        self.contexts: dict[int, PresentationContextTuple] = {}  # accepted, as pynetdicom's
+        self.peer_max_pdu = 0
+        self._cancels: set[int] = set()
+        self._later: deque[tuple[int, bytes] | Message] = deque()
+        self._assembler: querywire.Assembler | None = None
+        self._broken: Exception | None = None  # the connection failed while a C-FIND ran
+        self._closed = threading.Event()
+        # as pynetdicom's reader here (`evented`): a PDU no larger than this side's maximum
+        # (with room), whole within the DIMSE timeout (or the idle timeout when shorter)
+        largest = int(self.ae.maximum_pdu_size or 0)
+        limit = max(largest, PDU_FLOOR) + PDU_ROOM if largest else None
+        idle = self.ae.network_timeout
+        whole = min((t for t in (self.ae.dimse_timeout, idle) if t), default=None)
+        self._reader = querywire.PduReader(sock, limit, idle, whole)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def bind(self, event: Any, handler: Any, args: list[Any] | None = None) -> None:
+        """Nothing to do: the server's handlers are read when an event happens (pynetdicom's
+        server binds a handler added later to its running associations too)."""
+
+    def unbind(self, event: Any, handler: Any) -> None:
+        """As `bind`."""
+
+    def _notify(self, event: Any) -> None:
+        for handler, args in _handlers(self._server).get(event) or []:
+            try:
+                handler(QueryEvent(self, event), *(args or []))
+            except Exception:
+                log.exception("handler of %s failed", event.name)
+
+    def _intervene(self, event: Any, qevent: QueryEvent) -> Any:
+        bound = _handlers(self._server).get(event)
+        handler, args = bound if bound else (evt.get_default_handler(event), None)
+        return handler(qevent, *(args or []))
+
+    # -- the association ------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._notify(evt.EVT_CONN_OPEN)
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock.settimeout(self.ae.dimse_timeout)  # sends to a peer that stopped reading
+            if self._negotiate():
+                self._serve()
+        except PeerClosed:
+            self._ended_by_peer()
+        except (ProtocolError, TimeoutError) as exc:
+            log.warning("association from %r aborted: %s", self.requestor.ae_title, exc)
+            self.abort(source=0x02)
+        except OSError as exc:
+            if not self.is_aborted:
+                log.info("association from %r lost: %s", self.requestor.ae_title, exc)
+                self._ended_by_peer()
+        except Exception:
+            log.exception("association from %r failed", self.requestor.ae_title)
+            self.abort(source=0x02)
+        finally:
+            self.is_established = False
+            self._close()
+            self._notify(evt.EVT_CONN_CLOSE)
+
+    def _ended_by_peer(self) -> None:
+        if self.is_established:
+            self.is_aborted, self.is_established = True, False
+            self._notify(evt.EVT_ABORTED)
+
+    def _negotiate(self) -> bool:
+        """Answer the A-ASSOCIATE-RQ; True when accepted."""
+        kind, body = self._reader.read()
+        pdu = A_ASSOCIATE_RQ()
+        pdu.decode(struct.pack(">BBI", kind, 0, len(body)) + body)
+        rq = pdu.to_primitive()
+        calling = str(rq.calling_ae_title or "").strip()
+        called = str(rq.called_ae_title or "").strip()
+        self.requestor.ae_title = calling
+        # 0: no limit; a peer announcing less than a few bytes would get nothing at all
+        announced = int(rq.maximum_length_received or 0)
+        self.peer_max_pdu = max(announced, SMALLEST_PDU) if announced else 0
+        rejection = self._admit(calling, called)
+        if rejection is None:
+            acceptors = [a for a in self.ae.active_associations if a.is_acceptor]
+            if len(acceptors) > self.ae.maximum_associations:
+                rejection = (0x02, 0x03, 0x02)  # local limit exceeded
+        if rejection is not None:
+            answer = A_ASSOCIATE()
+            answer.result, answer.result_source, answer.diagnostic = rejection
+            rj = A_ASSOCIATE_RJ()
+            rj.from_primitive(answer)
+            self.sock.sendall(rj.encode())
+            self._notify(evt.EVT_REJECTED)
+            return False
+        unrestricted = _config.UNRESTRICTED_STORAGE_SERVICE
+        negotiate = negotiate_unrestricted if unrestricted else negotiate_as_acceptor
+        results, _roles = negotiate(rq.presentation_context_definition_list, self._server.contexts)
+        accepted = sorted((c for c in results if c.result == 0x00), key=lambda c: c.context_id)
+        self.contexts = {int(c.context_id): c.as_tuple for c in accepted}
+        self._assembler = querywire.Assembler(frozenset(self.contexts))
+        self.sock.sendall(self._accept(rq, accepted + [c for c in results if c.result != 0x00]))
+        self.is_established = True
+        self._notify(evt.EVT_ACCEPTED)
+        self._notify(evt.EVT_ESTABLISHED)
+        return True
+
+    def _admit(self, calling: str, called: str) -> admission.Rejection | None:
+        admit = admission.admission_of(self.ae)
+        if admit is None:
+            return None
+        try:
+            return admit(self, calling, called, self.requestor.address, self.acceptor.port)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("admission check failed; association from %r refused", calling)
+            return (0x02, 0x01, 0x01)
+
+    def _accept(self, rq: A_ASSOCIATE, contexts: list[PresentationContext]) -> bytes:
+        answer = A_ASSOCIATE()
+        answer.application_context_name = rq.application_context_name
+        answer.calling_ae_title = rq.calling_ae_title
+        answer.called_ae_title = rq.called_ae_title
+        answer.result, answer.result_source = 0x00, 0x01
+        answer.presentation_context_definition_results_list = contexts
+        length = MaximumLengthNotification()
+        length.maximum_length_received = self.ae.maximum_pdu_size
+        uid = ImplementationClassUIDNotification()
+        uid.implementation_class_uid = self.ae.implementation_class_uid
+        answer.user_information = [length, uid]
+        if self.ae.implementation_version_name:
+            name = ImplementationVersionNameNotification()
+            name.implementation_version_name = self.ae.implementation_version_name
+            answer.user_information.append(name)
+        ac = A_ASSOCIATE_AC()
+        ac.from_primitive(answer)
+        return bytes(ac.encode())
+
+    def _next(self) -> tuple[int, bytes] | Message:
+        """What arrived while a C-FIND was answered first, then the next PDU."""
+        if self._later:
+            return self._later.popleft()
+        if self._broken is not None:
+            raise self._broken
+        return self._reader.read()
+
+    def _serve(self) -> None:
+        assert self._assembler is not None
+        while True:
+            item = self._next()
+            if len(item) == 3:
+                self._handle(item)  # type: ignore[arg-type]
+                continue
+            kind, body = item  # type: ignore[misc]
+            if kind == querywire.P_DATA_TF:
+                for message in self._assembler.feed(body):
+                    self._handle(message)
+            elif kind == querywire.A_RELEASE_RQ:
+                self.is_released, self.is_established = True, False
+                self.sock.sendall(querywire.RELEASE_RP)
+                self._notify(evt.EVT_RELEASED)
+                return
+            elif kind == querywire.A_ABORT:
+                self._ended_by_peer()
+                return
+            else:
+                raise ProtocolError(f"an unexpected PDU of type 0x{kind:02X}")
+
+    def cancelled(self, msg_id: int) -> bool:
+        """Whether a C-CANCEL for `msg_id` has arrived, or the peer has gone (an A-ABORT, a
+        closed or broken connection: answering stops, and the association's loop ends it
+        once the handler has). Whatever else arrived waits for that loop."""
+        assert self._assembler is not None
+        if self._broken is not None:
+            return True
+        try:
+            while (pdu := self._reader.arrived()) is not None:
+                if pdu[0] != querywire.P_DATA_TF:
+                    self._later.append(pdu)
+                    if pdu[0] == querywire.A_ABORT:
+                        return True
+                    continue
+                for message in self._assembler.feed(pdu[1]):
+                    if message[1].field == C_CANCEL_RQ:
+                        self._cancels.add(message[1].number(0x0000_0120) or -1)
+                    else:
+                        self._later.append(message)
+        except (PeerClosed, ProtocolError, OSError) as exc:
+            self._broken = exc
+            return True
+        return msg_id in self._cancels
+
+    # -- DIMSE ----------------------------------------------------------------------------
+
+    def _handle(self, message: Message) -> None:
+        context_id, command, dataset = message
+        field = command.field
+        if field == C_CANCEL_RQ:
+            return  # for a request already answered
+        context = self.contexts[context_id]
+        request = Request(
+            command.message_id or 0,
+            command.text(0x0000_0002),
+            command.number(0x0000_0700) or 0,
+        )
+        if field == C_ECHO_RQ and str(context.abstract_syntax) == str(Verification):
+            qevent = QueryEvent(self, evt.EVT_C_ECHO, context, request)
+            try:
+                status: Any = self._intervene(evt.EVT_C_ECHO, qevent)
+            except Exception:
+                log.exception("C-ECHO handler failed")
+                status = 0xC000
+            self._send("C-ECHO-RSP", context_id, request, status, None)
+        elif (
+            field == C_FIND_RQ
+            and dataset is not None
+            and str(context.abstract_syntax) != str(Verification)
+        ):
+            self._find(context_id, context, request, dataset)
+        else:
+            raise ProtocolError(f"command 0x{field or 0:04X} on {context.abstract_syntax}")
+
+    def _find(
+        self, context_id: int, context: PresentationContextTuple, request: Request, dataset: bytes
+    ) -> None:
+        self._cancels.discard(request.MessageID)
+        qevent = QueryEvent(self, evt.EVT_C_FIND, context, request, dataset)
+        syntax = UID(context.transfer_syntax)
+        responses: Iterator[tuple[Any, Any]] = iter(())
+        try:
+            responses = iter(self._intervene(evt.EVT_C_FIND, qevent))
+            for status, identifier in responses:
+                code = int(status.Status) if isinstance(status, Dataset) else int(status)
+                if code not in PENDING:
+                    self._send("C-FIND-RSP", context_id, request, status, None)
+                    return
+                try:
+                    encoded = encode_identifier(
+                        identifier,
+                        syntax.is_implicit_VR,
+                        syntax.is_little_endian,
+                        syntax.is_deflated,
+                    )
+                except Exception:
+                    log.exception("C-FIND response identifier could not be encoded")
+                    encoded = None
+                if encoded is None:
+                    self._send("C-FIND-RSP", context_id, request, ENCODING_FAILED, None)
+                    return
+                self._send("C-FIND-RSP", context_id, request, status, bytes(encoded))
+        except (PeerClosed, OSError):
+            raise
+        except Exception:
+            log.exception("C-FIND handler failed")
+        finally:
+            close = getattr(responses, "close", None)
+            if close is not None:
+                close()
+        self._send("C-FIND-RSP", context_id, request, HANDLER_FAILED, None)
+
+    def _send(
+        self, name: str, context_id: int, request: Request, status: Any, dataset: bytes | None
+    ) -> None:
+        command = _reply(
+            name, request.AffectedSOPClassUID, request.MessageID, status, dataset is not None
+        )
+        size = self.peer_max_pdu
+        out = fastsend.pdus(command, context_id, True, True, size)
+        if dataset is not None:
+            out += fastsend.pdus(dataset, context_id, False, True, size)
+        self.sock.sendall(out)
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def abort(self, source: int = 0x00) -> None:
+        """Send an A-ABORT and close (from any thread); the association's thread ends."""
+        if self.is_aborted or self._closed.is_set():
+            return
+        was_established = self.is_established
+        self.is_aborted, self.is_established = True, False
+        with contextlib.suppress(OSError):
+            self.sock.sendall(querywire.abort_pdu(source))
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        if was_established:
+            self._notify(evt.EVT_ABORTED)
+
+    def _close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def serve(server: Any, request: socket.socket, client_address: Any) -> QueryAssociation:
+    """Serve a query-only connection on a thread of its own; returns that thread."""
+    assoc = QueryAssociation(server, request, client_address)
+    assoc.start()
+    return assoc
