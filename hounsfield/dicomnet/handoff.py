@@ -64,14 +64,6 @@ class _Sharing(ThreadedAssociationServer):
             and queryassoc.servable(self)
         )
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """Start the association: a query-only one on a thread of its own, any other as
-        pynetdicom does."""
-        if self._query_only(request):
-            queryassoc.serve(self, request, client_address)
-            return
-        super().finish_request(request, client_address)
-
 
 # Chooses the process for a new connection (0 = this one) and hands it over; returns False
 # when the connection stays here.
@@ -162,6 +154,14 @@ class HandedServer(_Sharing):
 
     def server_activate(self) -> None:
         """No listen(): connections arrive through `take`."""
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Start the association: a query-only one on a thread of its own, any other as
+        pynetdicom does. (A listener decides that before it keeps a connection, `_spoken`.)"""
+        if self._query_only(request):
+            queryassoc.serve(self, request, client_address)
+            return
+        super().finish_request(request, client_address)
 
     def take(self, sock: socket.socket, client_address: Any) -> None:
         """Serve a connection handed over by the listener. Its association (which runs on
