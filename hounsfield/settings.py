@@ -138,8 +138,10 @@ class Settings(BaseSettings):
     dimse_processes: int = Field(default=0, ge=0)  # 0: one per CPU, at most two
     max_pdu: int = 1_048_576
     # Associations that propose only Verification and C-FIND are served by the archive's own
-    # one-thread path (dicomnet/queryassoc.py); false: by pynetdicom, as all others are.
+    # one-thread path (dicomnet/direct/); false: by pynetdicom, as all others are.
     dimse_query_path: bool = True
+    # With the above: so are those that also (or only) propose storage SOP classes.
+    dimse_store_path: bool = True
     connect_timeout: float = 10.0
     association_timeout: float = 30.0
     dimse_timeout: float = 60.0

@@ -12,7 +12,7 @@ from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
 
-from hounsfield.dicomnet import queryassoc
+from hounsfield.dicomnet.direct import association as direct
 from hounsfield.dicomnet.lobby import Lobby
 from hounsfield.dicomnet.serving import winding_down
 
@@ -42,9 +42,11 @@ class SharedContexts(list):  # type: ignore[type-arg]
 
 class _Sharing(ThreadedAssociationServer):
     """A threaded association server whose associations share its contexts, and whose
-    query-only associations are served by `queryassoc` (when `query_path` is on)."""
+    associations proposing only queries (and storage, with `store_path`) are served on the
+    direct path (when `query_path` is on)."""
 
     query_path = True
+    store_path = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -54,14 +56,14 @@ class _Sharing(ThreadedAssociationServer):
         """Whether this connection needs a TLS handshake first (see `tls._Handshaking`)."""
         return False
 
-    def _query_only(self, request: Any) -> bool:
-        """Whether `queryassoc` serves this connection (never one that must speak TLS: a
+    def _direct(self, request: Any) -> bool:
+        """Whether the direct path serves this connection (never one that must speak TLS: a
         plain request sent to a TLS port goes to the handshake, and fails there)."""
         return (
             self.query_path
             and not self.is_tls(request)
-            and queryassoc.query_only(request)
-            and queryassoc.servable(self)
+            and direct.eligible(request, self.store_path)
+            and direct.servable(self)
         )
 
 
@@ -110,8 +112,8 @@ class DispatchingServer(_Sharing):
             if handed:
                 request.close()  # the other process holds its own descriptor now
                 return
-        if self._query_only(request):  # its association runs on a thread of its own
-            queryassoc.serve(self, request, client_address)
+        if self._direct(request):  # its association runs on a thread of its own
+            direct.serve(self, request, client_address)
             return
         self._count_starting(1)
         try:
@@ -156,10 +158,10 @@ class HandedServer(_Sharing):
         """No listen(): connections arrive through `take`."""
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        """Start the association: a query-only one on a thread of its own, any other as
+        """Start the association: on the direct path when it serves it, any other as
         pynetdicom does. (A listener decides that before it keeps a connection, `_spoken`.)"""
-        if self._query_only(request):
-            queryassoc.serve(self, request, client_address)
+        if self._direct(request):
+            direct.serve(self, request, client_address)
             return
         super().finish_request(request, client_address)
 

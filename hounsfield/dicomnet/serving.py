@@ -19,7 +19,7 @@ from typing import Any
 from pynetdicom import AE
 from pynetdicom.association import Association
 
-from hounsfield.dicomnet.queryassoc import QueryAssociation
+from hounsfield.dicomnet.direct.association import DirectAssociation
 from hounsfield.errors import PeerError
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,13 @@ class ServingAE(AE):
         are still winding down: they counted against `maximum_associations`, so a client
         that released and at once associated again could be refused. An association whose
         A-RELEASE-RP is queued counts as released: the peer may hold the reply (and open its
-        next association) before this side's thread has marked it released. Query-only
-        associations (`queryassoc`, threads of their own) count too."""
+        next association) before this side's thread has marked it released. Associations
+        on the direct path (`direct.association`, threads of their own) count too."""
         found = [a for a in super().active_associations if not winding_down(a)]
         return found + [
             t
             for t in threading.enumerate()
-            if isinstance(t, QueryAssociation) and t.ae is self and not winding_down(t)
+            if isinstance(t, DirectAssociation) and t.ae is self and not winding_down(t)
         ]
 
     def associate(self, addr: str, port: int, *args: Any, **kwargs: Any) -> Any:

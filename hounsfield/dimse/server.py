@@ -300,6 +300,7 @@ class DimseServer:
         if dispatch is not None:
             server.dispatch = dispatch
         server.query_path = self.archive.settings.dimse_query_path
+        server.store_path = self.archive.settings.dimse_store_path
         # Registered before serving starts: the server's shutdown must find it.
         self.ae._servers.append(server)
         threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
@@ -340,6 +341,7 @@ class DimseServer:
             server_class=TlsHandedServer if ports else HandedServer,
         )
         self.server.query_path = s.dimse_query_path
+        self.server.store_path = s.dimse_store_path
         if ports:
             self._arm(self.server, server_context(s), frozenset(ports))
 

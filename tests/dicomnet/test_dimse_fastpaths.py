@@ -262,6 +262,7 @@ def test_associations_share_the_servers_contexts_and_leave_them_as_they_were() -
     ae.add_supported_context(Verification)
     port = free_port()
     server = ae.make_server(("127.0.0.1", port), server_class=handoff.DispatchingServer)
+    server.store_path = False  # pynetdicom's associations are the ones that copied them
     ae._servers.append(server)  # as the node registers its listeners
     threading.Thread(target=server.serve_forever, daemon=True).start()
 

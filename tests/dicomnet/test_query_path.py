@@ -1,4 +1,4 @@
-"""Query-only associations, served by the archive's own path, answer as pynetdicom's path does."""
+"""Query-only associations, served by the direct path, answer as pynetdicom's path does."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pynetdicom.sop_class import (
 )
 
 from hounsfield.archive.context import Archive
-from hounsfield.dicomnet import queryassoc, querywire
+from hounsfield.dicomnet.direct import wire
 from hounsfield.dicomnet.handoff import DispatchingServer
 from hounsfield.dimse.server import DimseServer
 from tests.conftest import make_archive, make_settings
@@ -32,20 +32,6 @@ from tests.dcmtk import run
 from tests.synth import instance, put
 
 STUDY_FIND = StudyRootQueryRetrieveInformationModelFind
-
-
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every association the query path took on."""
-    taken: list[Any] = []
-    original = queryassoc.serve
-
-    def counting(server: Any, request: socket.socket, client_address: Any) -> Any:
-        taken.append(client_address)
-        return original(server, request, client_address)
-
-    monkeypatch.setattr(queryassoc, "serve", counting)
-    return taken
 
 
 @pytest.fixture
@@ -243,9 +229,9 @@ def test_proposed_reads_only_whole_requests() -> None:
         head += conn.recv(65536)
     conn.close()
     listener.close()
-    assert querywire.proposed(head) == (frozenset({str(STUDY_FIND), str(Verification)}), False)
-    assert querywire.proposed(head[:-1]) is None  # not all of it yet
-    assert querywire.proposed(b"\x16\x03\x01") is None  # a TLS ClientHello
+    assert wire.proposed(head) == (frozenset({str(STUDY_FIND), str(Verification)}), False)
+    assert wire.proposed(head[:-1]) is None  # not all of it yet
+    assert wire.proposed(b"\x16\x03\x01") is None  # a TLS ClientHello
 
 
 def test_dcmread_of_findscu_answer_on_query_path(

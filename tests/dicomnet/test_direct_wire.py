@@ -1,4 +1,4 @@
-"""The bytes of query-only associations: PDUs read whole and on time, messages assembled."""
+"""The bytes of the direct path: PDUs read whole and on time, messages assembled."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pynetdicom.dimse_messages import C_FIND_RQ
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import encode
 
-from hounsfield.dicomnet import fastsend, querywire
-from hounsfield.dicomnet.querywire import Assembler, PduReader, ProtocolError
+from hounsfield.dicomnet import fastsend
+from hounsfield.dicomnet.direct import wire
+from hounsfield.dicomnet.direct.wire import Assembler, PduReader, ProtocolError
 
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 
@@ -86,12 +87,12 @@ def test_the_reader_takes_whole_pdus_within_their_deadline() -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
         reader = PduReader(ours, limit=100, idle=5.0, whole=0.3)
-        theirs.sendall(querywire.RELEASE_RP + querywire.abort_pdu(2, 0)[:5])
-        assert reader.read() == (querywire.A_RELEASE_RP, b"\0\0\0\0")
+        theirs.sendall(wire.RELEASE_RP + wire.abort_pdu(2, 0)[:5])
+        assert reader.read() == (wire.A_RELEASE_RP, b"\0\0\0\0")
         assert reader.arrived() is None  # part of the A-ABORT only: nothing waits
-        theirs.sendall(querywire.abort_pdu(2, 0)[5:])
+        theirs.sendall(wire.abort_pdu(2, 0)[5:])
         time.sleep(0.05)
-        assert reader.arrived() == (querywire.A_ABORT, b"\0\0\x02\0")
+        assert reader.arrived() == (wire.A_ABORT, b"\0\0\x02\0")
         theirs.sendall(struct.pack(">BBI", 4, 0, 50) + b"\0")  # begun, never finished
         started = time.monotonic()
         with pytest.raises(TimeoutError):
@@ -108,5 +109,5 @@ def test_the_reader_sees_the_peer_close() -> None:
     ours, theirs = socket.socketpair()
     with ours:
         theirs.close()
-        with pytest.raises(querywire.PeerClosed):
+        with pytest.raises(wire.PeerClosed):
             PduReader(ours, limit=None, idle=1.0, whole=None).read()

@@ -1,10 +1,10 @@
-"""The bytes of query-only associations: the request looked at, PDUs read, messages assembled.
+"""The bytes of the direct path: the request looked at, PDUs read, messages assembled.
 
-The A-ASSOCIATE-RQ is scanned by hand to decide whether an association only queries (its
-proposed abstract syntaxes, and whether it asks for SCP/SCU roles) before anything is
+The A-ASSOCIATE-RQ is scanned by hand to decide whether the direct path serves an association
+(its proposed abstract syntaxes, and whether it asks for SCP/SCU roles) before anything is
 consumed or decoded; pynetdicom's PDU classes decode and encode the association PDUs of
-those that do. The rest is the little of PS3.8 a query needs: PDUs off a blocking socket,
-P-DATA-TF split into PDVs and assembled into command and data sets, command sets read.
+those it serves. The rest is the little of PS3.8 its services need: PDUs off a blocking
+socket, P-DATA-TF split into PDVs and assembled into command and data sets, command sets read.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ = 0x01, 0x02, 0x03
 P_DATA_TF, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT = 0x04, 0x05, 0x06, 0x07
 PRESENTATION_CONTEXT, ABSTRACT_SYNTAX, USER_INFORMATION, ROLE_SELECTION = 0x20, 0x30, 0x50, 0x54
 NO_DATASET = 0x0101
+READ = 1 << 16  # bytes asked of the socket at a time
 RQ_FIXED = 74  # PDU header, version, reserved, called and calling AE titles, reserved
 _HEAD = struct.Struct(">BBI")
 _ITEM = struct.Struct(">BBH")
@@ -99,7 +100,8 @@ class PduReader:
             raise ProtocolError(f"a PDU of {length} bytes")
         if len(buffer) < 6 + length:
             return None
-        body = bytes(buffer[6 : 6 + length])
+        with memoryview(buffer) as view:
+            body = bytes(view[6 : 6 + length])
         del buffer[: 6 + length]
         self._started = time.monotonic()  # what is left belongs to the next PDU
         return kind, body
@@ -109,7 +111,7 @@ class PduReader:
         if wait:
             self.sock.settimeout(self._timeout())
         try:
-            chunk = self.sock.recv(1 << 16, 0 if wait else socket.MSG_DONTWAIT)
+            chunk = self.sock.recv(READ, 0 if wait else socket.MSG_DONTWAIT)
         except BlockingIOError:
             return False
         if not chunk:
@@ -206,7 +208,7 @@ class Assembler:
                 raise ProtocolError("a PDV runs past its PDU")
             if context not in self.contexts:
                 raise ProtocolError(f"a PDV on presentation context {context}, not accepted")
-            data = body[at + 6 : at + 4 + length]
+            data = memoryview(body)[at + 6 : at + 4 + length]
             at += 4 + length
             if control & 1:
                 if self._waiting is not None:

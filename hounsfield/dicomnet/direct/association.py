@@ -1,15 +1,17 @@
-"""Associations that only query (Verification, C-FIND), each served on one thread of its own.
+"""Associations served on one thread each: those proposing only Verification, C-FIND and
+storage.
 
 pynetdicom serves an association with two threads that pass every PDU and message to each
 other through queues, a state machine and an ACSE object: a short findscu association cost
-the server 7.3 ms of CPU that way and 4.5 ms this way (Orthanc: about 1.7; bench/RESULTS.md,
-"Notes"). An association that proposes only Verification and the C-FIND models (query
-workstations, findscu, echo checks) needs none of that. Here its thread reads each PDU and
-answers it (`querydimse` for the requests), and calls the server's handlers as pynetdicom
-would (connection open and close, accepted, rejected, established, released, aborted,
-C-ECHO, C-FIND) with events that carry what those handlers read: the association (peer AE
-titles and address, partition), the request, its presentation context and identifier, and
-whether it was cancelled.
+the server 7.3 ms of CPU that way and 4.5 ms this way (Orthanc: about 1.7), and a C-STORE of
+a 0.5 MB object about 1 ms more (bench/RESULTS.md, "Notes"). An association that proposes
+only Verification, the C-FIND models and storage SOP classes (modalities, query
+workstations, findscu, storescu, echo checks) needs none of that. Here its thread reads each
+PDU and answers it (`query`, `store`), and calls the server's handlers as pynetdicom would
+(connection open and close, accepted, rejected, established, released, aborted, C-ECHO,
+C-FIND, C-STORE) with events that carry what those handlers read: the association (peer AE
+titles and address, partition), the request, its presentation context, identifier or data
+set, and whether it was cancelled.
 
 Admission, the association limit and the presentation context negotiation are pynetdicom's
 rules (`admission`, `negotiate_as_acceptor`); its PDU classes decode the request and encode
@@ -43,25 +45,17 @@ from pynetdicom.presentation import (
     negotiate_as_acceptor,
     negotiate_unrestricted,
 )
-from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelFind,
-    Verification,
-)
+from pynetdicom.service_class import ServiceClass, StorageServiceClass
+from pynetdicom.sop_class import uid_to_service_class
 
-from hounsfield.dicomnet import admission, querydimse, querywire
+from hounsfield.dicomnet import admission
+from hounsfield.dicomnet.direct import query, store, wire
+from hounsfield.dicomnet.direct.dimse import DirectEvent
+from hounsfield.dicomnet.direct.wire import Message, PeerClosed, ProtocolError
 from hounsfield.dicomnet.evented import PDU_FLOOR, PDU_ROOM
-from hounsfield.dicomnet.querywire import Message, PeerClosed, ProtocolError
 
 log = logging.getLogger(__name__)
 
-SYNTAXES = frozenset(
-    {
-        str(Verification),
-        str(PatientRootQueryRetrieveInformationModelFind),
-        str(StudyRootQueryRetrieveInformationModelFind),
-    }
-)
 PEEK_BYTES = 1 << 16  # a larger A-ASSOCIATE-RQ goes to pynetdicom
 SMALLEST_PDU = 64  # the PDUs sent to a peer that announces a smaller maximum
 ABORT_SECONDS = 1.0  # the most an A-ABORT waits to be sent
@@ -112,28 +106,41 @@ def servable(server: Any) -> bool:
     return all((handlers.get(e) or (None,))[0] in (None, d) for e, d in NEGOTIATION.items())
 
 
-def query_only(request: Any) -> bool:
-    """Whether a connection's A-ASSOCIATE-RQ, already arrived whole, proposes only queries
-    (seen without consuming it)."""
+def _storage(uid: str) -> bool:
+    """Whether `uid` is a storage SOP class (with pynetdicom's unrestricted storage service,
+    any UID it does not know of too)."""
+    found = uid_to_service_class(uid)
+    return found is StorageServiceClass or (
+        found is ServiceClass and bool(_config.UNRESTRICTED_STORAGE_SERVICE)
+    )
+
+
+def eligible(request: Any, stores: bool) -> bool:
+    """Whether a connection's A-ASSOCIATE-RQ, already arrived whole, proposes only what this
+    path serves (seen without consuming it): Verification and C-FIND, and with `stores`
+    storage SOP classes, all without role selection."""
     if isinstance(request, ssl.SSLSocket) or not isinstance(request, socket.socket):
         return False
     try:
         head = request.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except OSError:
         return False
-    found = querywire.proposed(head)
-    return found is not None and bool(found[0]) and found[0] <= SYNTAXES and not found[1]
+    found = wire.proposed(head)
+    if found is None or not found[0] or found[1]:
+        return False
+    others = found[0] - query.SYNTAXES
+    return not others or (stores and all(_storage(uid) for uid in others))
 
 
-class QueryAssociation(threading.Thread):
-    """One query-only association (an acceptor), served on this thread. It counts among its
+class DirectAssociation(threading.Thread):
+    """One association (an acceptor), served on this thread. It counts among its
     server's `active_associations` as pynetdicom's acceptor threads do (by name and
     `_server`), and among its AE's (`serving.ServingAE`)."""
 
     is_acceptor = True
 
     def __init__(self, server: Any, sock: socket.socket, client_address: Any) -> None:
-        super().__init__(name="AcceptorThread(query)", daemon=True)
+        super().__init__(name="AcceptorThread(direct)", daemon=True)
         self._server, self.ae, self.sock = server, server.ae, sock
         host, port = (client_address[0], client_address[1]) if client_address else ("", 0)
         try:
@@ -147,7 +154,7 @@ class QueryAssociation(threading.Thread):
         self.peer_max_pdu = 0
         self.cancels: set[int] = set()  # message IDs a C-CANCEL has arrived for
         self._later: deque[tuple[int, bytes] | Message] = deque()
-        self._assembler: querywire.Assembler | None = None
+        self._assembler: wire.Assembler | None = None
         self._broken: Exception | None = None  # the connection failed while a C-FIND ran
         self._closed = threading.Event()
         # as pynetdicom's reader here (`evented`): a PDU no larger than this side's maximum
@@ -156,7 +163,7 @@ class QueryAssociation(threading.Thread):
         limit = max(largest, PDU_FLOOR) + PDU_ROOM if largest else None
         idle = self.ae.network_timeout
         whole = min((t for t in (self.ae.dimse_timeout, idle) if t), default=None)
-        self._reader = querywire.PduReader(sock, limit, idle, whole)
+        self._reader = wire.PduReader(sock, limit, idle, whole)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -170,11 +177,11 @@ class QueryAssociation(threading.Thread):
     def _notify(self, event: Any) -> None:
         for handler, args in _handlers(self._server).get(event) or []:
             try:
-                handler(querydimse.QueryEvent(self, event), *(args or []))
+                handler(DirectEvent(self, event), *(args or []))
             except Exception:
                 log.exception("handler of %s failed", event.name)
 
-    def intervene(self, event: Any, qevent: querydimse.QueryEvent) -> Any:
+    def intervene(self, event: Any, qevent: Any) -> Any:
         """Call the server's handler of an intervention event (or pynetdicom's default)."""
         bound = _handlers(self._server).get(event)
         handler, args = bound if bound else (evt.get_default_handler(event), None)
@@ -240,7 +247,7 @@ class QueryAssociation(threading.Thread):
         results, _roles = negotiate(rq.presentation_context_definition_list, self._server.contexts)
         accepted = sorted((c for c in results if c.result == 0x00), key=lambda c: c.context_id)
         self.contexts = {int(c.context_id): c.as_tuple for c in accepted}
-        self._assembler = querywire.Assembler(frozenset(self.contexts))
+        self._assembler = wire.Assembler(frozenset(self.contexts))
         self.send(self._accept(rq, accepted + [c for c in results if c.result != 0x00]))
         self.is_established = True
         self._notify(evt.EVT_ACCEPTED)
@@ -290,22 +297,28 @@ class QueryAssociation(threading.Thread):
         while True:
             item = self._next()
             if len(item) == 3:
-                querydimse.answer(self, item)  # type: ignore[arg-type]
+                self._answer(item)  # type: ignore[arg-type]
                 continue
             kind, body = item  # type: ignore[misc]
-            if kind == querywire.P_DATA_TF:
+            if kind == wire.P_DATA_TF:
                 for message in self._assembler.feed(body):
-                    querydimse.answer(self, message)
-            elif kind == querywire.A_RELEASE_RQ:
+                    self._answer(message)
+            elif kind == wire.A_RELEASE_RQ:
                 self.is_released, self.is_established = True, False
-                self.send(querywire.RELEASE_RP)
+                self.send(wire.RELEASE_RP)
                 self._notify(evt.EVT_RELEASED)
                 return
-            elif kind == querywire.A_ABORT:
+            elif kind == wire.A_ABORT:
                 self._ended_by_peer()
                 return
             else:
                 raise ProtocolError(f"an unexpected PDU of type 0x{kind:02X}")
+
+    def _answer(self, message: Message) -> None:
+        if message[1].field == store.C_STORE_RQ:
+            store.answer(self, message)
+        else:
+            query.answer(self, message)
 
     def cancelled(self, msg_id: int) -> bool:
         """Whether a C-CANCEL for `msg_id` has arrived, or the peer has gone (an A-ABORT, a
@@ -316,13 +329,13 @@ class QueryAssociation(threading.Thread):
             return True
         try:
             while (pdu := self._reader.arrived()) is not None:
-                if pdu[0] != querywire.P_DATA_TF:
+                if pdu[0] != wire.P_DATA_TF:
                     self._later.append(pdu)
-                    if pdu[0] == querywire.A_ABORT:
+                    if pdu[0] == wire.A_ABORT:
                         return True
                     continue
                 for message in self._assembler.feed(pdu[1]):
-                    if message[1].field == querydimse.C_CANCEL_RQ:
+                    if message[1].field == query.C_CANCEL_RQ:
                         self.cancels.add(message[1].number(0x0000_0120) or -1)
                     else:
                         self._later.append(message)
@@ -347,7 +360,7 @@ class QueryAssociation(threading.Thread):
         self.is_aborted, self.is_established = True, False
         with contextlib.suppress(OSError):
             self.sock.settimeout(ABORT_SECONDS)  # a peer that stopped reading gets no more
-            self.sock.sendall(querywire.abort_pdu(source))
+            self.sock.sendall(wire.abort_pdu(source))
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         if was_established:
@@ -359,8 +372,8 @@ class QueryAssociation(threading.Thread):
             self.sock.close()
 
 
-def serve(server: Any, request: socket.socket, client_address: Any) -> QueryAssociation:
-    """Serve a query-only connection on a thread of its own; returns that thread."""
-    assoc = QueryAssociation(server, request, client_address)
+def serve(server: Any, request: socket.socket, client_address: Any) -> DirectAssociation:
+    """Serve a connection on a thread of its own; returns that thread."""
+    assoc = DirectAssociation(server, request, client_address)
     assoc.start()
     return assoc
