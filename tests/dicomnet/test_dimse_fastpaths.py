@@ -307,6 +307,9 @@ def test_a_handed_over_connection_becomes_an_association_on_the_taking_thread() 
         evt_handlers=[(evt.EVT_CONN_OPEN, lambda _e: opened_on.append(threading.current_thread()))],
         server_class=handoff.HandedServer,
     )
+    # pynetdicom's associations are the ones looked at (the direct path would take this one
+    # when its A-ASSOCIATE-RQ happened to have arrived before `take` looked)
+    server.query_path = False
     listening = socket.create_server(("127.0.0.1", 0))
     port = listening.getsockname()[1]
     outcome: list[int] = []
