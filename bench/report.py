@@ -337,8 +337,10 @@ def _comparison(
         *web_report.decode_table(results[0], settings),
     ]
     method = [
-        f"{_rounds_words(settings.rounds)}, same machine and corpus, Hounsfield first, then "
-        "Orthanc in each round; each server starts on an empty data folder and is stopped "
+        f"{_rounds_words(settings.rounds)}, same machine and corpus, the two servers in turn, "
+        "Hounsfield first in odd rounds and Orthanc first in even ones (a machine that slows "
+        "or speeds up during a run weighs on both); each server starts on an empty data "
+        "folder and is stopped "
         "(SIGTERM) afterwards. The corpus is read once "
         "beforehand so both servers are fed from the page cache, and `sync` runs before each "
         "server so neither pays for the other's writes. Both get 128 KB PDUs: storescu is "

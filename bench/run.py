@@ -113,8 +113,9 @@ def _corpora(settings: BenchSettings) -> tuple[corpus_mod.Corpus, corpus_mod.Cor
 def _servers(
     settings: BenchSettings, corpus: corpus_mod.Corpus, stow: corpus_mod.Corpus | None
 ) -> list[Measurements]:
-    """Hounsfield, then Orthanc, through the DIMSE and/or DICOMweb parts, `settings.rounds`
-    times; each server's figures are the medians of its rounds."""
+    """Hounsfield and Orthanc in turn through the DIMSE and/or DICOMweb parts,
+    `settings.rounds` times (Hounsfield first in odd rounds, Orthanc first in even ones);
+    each server's figures are the medians of its rounds."""
     storescp_port = free_port()
     storescp, storescp_dir = start_storescp(settings.work_dir, storescp_port)
     starts: tuple[tuple[str, Callable[[], Server]], ...] = (
@@ -130,7 +131,7 @@ def _servers(
     try:
         for i in range(settings.rounds):
             print(f"\n== round {i + 1} of {settings.rounds}", flush=True)
-            for name, start in starts:
+            for name, start in starts if i % 2 == 0 else starts[::-1]:
                 rounds[name].append(_bench_one(name, start, corpus, settings, storescp_dir, stow))
     finally:
         terminate(storescp)
