@@ -34,20 +34,6 @@ from tests.synth import instance, put
 STUDY_FIND = StudyRootQueryRetrieveInformationModelFind
 
 
-@pytest.fixture
-def pair(archive: Archive) -> Iterator[tuple[DimseServer, DimseServer]]:
-    """Two servers on one archive: the query path on, and off."""
-    archive.settings.dimse_query_path = False
-    plain = DimseServer(archive)
-    plain.start()
-    archive.settings.dimse_query_path = True
-    own = DimseServer(archive)
-    own.start()
-    yield own, plain
-    own.stop(1)
-    plain.stop(1)
-
-
 def _studies(archive: Archive) -> list[str]:
     studies = [generate_uid() for _ in range(3)]
     for i, study in enumerate(studies):

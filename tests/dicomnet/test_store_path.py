@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +36,8 @@ from hounsfield.dicomnet.handoff import DispatchingServer
 from hounsfield.dimse.server import DimseServer
 from tests.conftest import make_archive, make_settings
 from tests.dcmtk import run
+from tests.dicomnet.conftest import serving_pair
 from tests.synth import instance, write_part10
-
-
-@pytest.fixture
-def pair(archive: Archive) -> Iterator[tuple[DimseServer, DimseServer]]:
-    """Two servers on one archive: the direct path on (queries and storage), and off."""
-    yield from _pair(archive)
-
-
-def _pair(archive: Archive) -> Iterator[tuple[DimseServer, DimseServer]]:
-    archive.settings.dimse_query_path = False
-    plain = DimseServer(archive)
-    plain.start()
-    archive.settings.dimse_query_path = archive.settings.dimse_store_path = True
-    own = DimseServer(archive)
-    own.start()
-    yield own, plain
-    own.stop(1)
-    plain.stop(1)
 
 
 def _to_send(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> Dataset:
@@ -125,28 +107,27 @@ def test_pynetdicom_store_in_small_pdus(
     storing several, and a duplicate refused with its Error Comment: alike on both paths."""
     archive = make_archive(make_settings(tmp_path, database_url, duplicate_policy="reject"))
     statuses = []
-    servers = _pair(archive)
-    for server in next(servers):
-        ae = AE(ae_title="SMALL")
-        ae.maximum_pdu_size = 256
-        ae.add_requested_context(CTImageStorage, [syntax])
-        ae.add_requested_context(Verification)
-        assoc = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
-        assert assoc.is_established
-        sent = [_to_send(instance(PatientID="SP-1"), syntax) for _ in range(3)]
-        changed = _to_send(copy.deepcopy(sent[0]), syntax)
-        changed.PatientName = "OTHER^NAME"  # the same UID, other contents: refused
-        seen = []
-        for ds in [*sent, changed]:
-            rsp = assoc.send_c_store(ds)
-            seen.append((rsp.Status, str(rsp.get("ErrorComment", ""))))
-        assert assoc.send_c_echo().Status == 0x0000
-        assoc.release()
-        for ds in sent:
-            kept = _stored(archive, str(ds.SOPInstanceUID))
-            assert kept.PixelData == ds.PixelData and kept.PatientID == "SP-1"
-        statuses.append(seen)
-    next(servers, None)  # stopped
+    with serving_pair(archive) as servers:
+        for server in servers:
+            ae = AE(ae_title="SMALL")
+            ae.maximum_pdu_size = 256
+            ae.add_requested_context(CTImageStorage, [syntax])
+            ae.add_requested_context(Verification)
+            assoc = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
+            assert assoc.is_established
+            sent = [_to_send(instance(PatientID="SP-1"), syntax) for _ in range(3)]
+            changed = _to_send(copy.deepcopy(sent[0]), syntax)
+            changed.PatientName = "OTHER^NAME"  # the same UID, other contents: refused
+            seen = []
+            for ds in [*sent, changed]:
+                rsp = assoc.send_c_store(ds)
+                seen.append((rsp.Status, str(rsp.get("ErrorComment", ""))))
+            assert assoc.send_c_echo().Status == 0x0000
+            assoc.release()
+            for ds in sent:
+                kept = _stored(archive, str(ds.SOPInstanceUID))
+                assert kept.PixelData == ds.PixelData and kept.PatientID == "SP-1"
+            statuses.append(seen)
     archive.close()
     assert statuses[0] == statuses[1]
     assert [s for s, _ in statuses[0]][:3] == [0, 0, 0]

@@ -25,7 +25,7 @@ class Answering(Protocol):
     cancels: set[int]  # message IDs a C-CANCEL has arrived for
     peer_max_pdu: int  # 0: no limit
 
-    def intervene(self, event: Any, event_: Any) -> Any:
+    def intervene(self, event: Any, qevent: Any) -> Any:
         """Call the server's handler of an intervention event (or pynetdicom's default)."""
         ...
 
