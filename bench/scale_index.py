@@ -166,9 +166,7 @@ class Loader:
         sop, data = tpl.instance(0)
         parsed = parse_header(data, SYNTAX)
         stored = self._stored(one, part, sop, data, ae)
-        _, study_pk, series_pk = index_object(
-            conn, parsed.dataset, self.partition_pk, stored, parsed.header, ae, None
-        )
+        _, study_pk, series_pk = index_object(conn, parsed, self.partition_pk, stored, ae, None)
         end = len(parsed.header)
         self._rest(batch, one, part, tpl, (study_pk, series_pk, end), ae)
 

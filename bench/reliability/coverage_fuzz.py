@@ -73,7 +73,7 @@ def _targets() -> dict[str, Callable[[bytes], None]]:
             return
         try:
             parsed = parse_header(data[1:], TRANSFER_SYNTAXES[data[0] % len(TRANSFER_SYNTAXES)])
-            required_uids(parsed.dataset)
+            required_uids(parsed)
         except InvalidDataset:
             return
         for keyword in INDEX_KEYWORDS:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from pydicom.dataset import Dataset
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
@@ -25,8 +24,7 @@ from hounsfield.archive.mirroring import MirrorWrite
 from hounsfield.audit.events import MINOR_FAILURE, SUCCESS
 from hounsfield.audit.trail import record
 from hounsfield.catalog.index import Existing, StoredFile, find_existing, index_object
-from hounsfield.catalog.parse import normalize_date, parse_header, required_uids
-from hounsfield.catalog.parse import text as attr
+from hounsfield.catalog.parse import Parsed, normalize_date, parse_header, required_uids
 from hounsfield.catalog.partitions import Partition
 from hounsfield.catalog.unindex import RemovedFile, remove_instance_rows
 from hounsfield.db import engine as db
@@ -136,9 +134,9 @@ def _store(
     expected_instance: str | None,
 ) -> StoreResult:
     parsed = parse_header(data, transfer_syntax)
-    ds = parsed.dataset
-    seen.patient_id, seen.patient_name = attr(ds, "PatientID"), attr(ds, "PatientName")
-    sop_class, sop_instance, study_uid, series_uid = required_uids(ds)
+    values = parsed.values
+    seen.patient_id, seen.patient_name = values["PatientID"], values["PatientName"]
+    sop_class, sop_instance, study_uid, series_uid = required_uids(parsed)
     seen.study_uid = study_uid
     if expected_class and expected_class != sop_class:
         raise SOPMismatch(f"dataset SOP Class {sop_class} differs from the request's")
@@ -148,7 +146,7 @@ def _store(
     seen.partition = part.ae_title
     if part.virtual:
         raise VirtualPartition(f"{part.ae_title} is virtual: store to one of its members")
-    date = normalize_date(attr(ds, "StudyDate"))
+    date = normalize_date(values["StudyDate"])
     rel_path = object_path(part.ae_title, date, study_uid, series_uid, sop_instance, write_token())
     meta = file_meta_bytes(sop_class, sop_instance, transfer_syntax, calling_ae)
     result = StoreResult(
@@ -178,7 +176,7 @@ def _store(
     mirror = MirrorWrite(archive, stored, part.pk, study_uid)
     try:
         mirror.write((meta, data))  # a synchronous mirror's copy, fsynced before indexing
-        indexed = _index(archive, part, ds, stored, parsed.header, calling_ae, data, hook, mirror)
+        indexed = _index(archive, part, parsed, stored, calling_ae, data, hook, mirror)
     except BaseException:
         remove_quietly(target)  # this write's own file: nobody else names it
         mirror.discard()
@@ -211,9 +209,8 @@ def guard_sop(conn: Connection, partition_pk: int, sop_instance: str) -> None:
 def _index(
     archive: Archive,
     part: Partition,
-    ds: Dataset,
+    parsed: Parsed,
     stored: StoredFile,
-    header: bytes,
     calling_ae: str,
     data: bytes,
     hook: StudyStored,
@@ -222,8 +219,9 @@ def _index(
     """Decide and commit under the SOP guard: index the object (replacing an overwritten
     one's rows) and queue its study's processing, in one transaction. Retries once without
     cached parents if they vanished meanwhile (another node deleted the study)."""
-    sop_instance = attr(ds, "SOPInstanceUID")
-    key = (part.pk, attr(ds, "StudyInstanceUID"), attr(ds, "SeriesInstanceUID"))
+    values = parsed.values
+    sop_instance = values["SOPInstanceUID"]
+    key = (part.pk, values["StudyInstanceUID"], values["SeriesInstanceUID"])
     cached = archive.parents.get(key)
     for parents in (cached, None) if cached else (None,):
         try:
@@ -238,7 +236,7 @@ def _index(
                         return _Indexed(outcome, [])
                     removed = remove_instance_rows(conn, existing.instance_pk)
                 pks = index_object(
-                    conn, ds, part.pk, stored, header, calling_ae, parents, mirror.copies
+                    conn, parsed, part.pk, stored, calling_ae, parents, mirror.copies
                 )
                 hook.enqueue(conn, archive.settings.study_settle_seconds)
                 mirror.enqueue(conn, pks[1])  # an asynchronous mirror's copy, queued

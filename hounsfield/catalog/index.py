@@ -6,7 +6,7 @@ and two counter updates."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Connection, String, bindparam, delete, select, update
 
 from hounsfield.catalog.joins import INSTANCE_FILES
-from hounsfield.catalog.parse import normalize_date, normalize_time, text
+from hounsfield.catalog.parse import Parsed, normalize_date, normalize_time
 from hounsfield.catalog.unindex import refresh_modalities
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
 from hounsfield.db.upsert import get_or_insert
@@ -82,10 +82,9 @@ class StoredFile:
 
 def index_object(
     conn: Connection,
-    ds: Dataset,
+    parsed: Parsed,
     partition_pk: int,
     stored: StoredFile,
-    header: bytes,
     calling_ae: str,
     parents: tuple[int, int, int] | None,
     copies: Sequence[StoredFile] = (),
@@ -95,10 +94,11 @@ def index_object(
     `copies` are further copies of the same file (a synchronous mirror's): a file row each,
     not counted in the study's size."""
     now = datetime.now(UTC)
+    values = parsed.values
     new_study = new_series = False
     if parents is None:
         patient_pk, study_pk, series_pk, new_study, new_series = _parents(
-            conn, ds, partition_pk, now
+            conn, values, partition_pk, now
         )
     else:
         patient_pk, study_pk, series_pk = parents
@@ -106,13 +106,13 @@ def index_object(
         _INSERT_INSTANCE,
         {
             "series_pk": series_pk,
-            "sop_iuid": text(ds, "SOPInstanceUID"),
-            "sop_cuid": text(ds, "SOPClassUID"),
-            "instance_number": _cut(instance, "instance_number", text(ds, "InstanceNumber")),
-            "number_of_frames": _frames(ds),
+            "sop_iuid": values["SOPInstanceUID"],
+            "sop_cuid": values["SOPClassUID"],
+            "instance_number": _cut(instance, "instance_number", values["InstanceNumber"]),
+            "number_of_frames": _frames(parsed.dataset) if values["NumberOfFrames"] else None,
             "received_at": now,
             "calling_ae": calling_ae[:16],
-            "header": header,
+            "header": parsed.header,
         },
     )
     conn.execute(
@@ -149,19 +149,19 @@ def match_key(patient_id: str, name: str, birth_date: str) -> str:
 
 
 def _parents(
-    conn: Connection, ds: Dataset, partition_pk: int, now: datetime
+    conn: Connection, values: Mapping[str, str], partition_pk: int, now: datetime
 ) -> tuple[int, int, int, bool, bool]:
     """The patient, study and series rows of an object (inserted when new), and which are new.
 
     An object joining a stored study goes to the study's patient, whatever its own attributes."""
-    study_uid = text(ds, "StudyInstanceUID")
+    study_uid = values["StudyInstanceUID"]
     found = conn.execute(_FIND_STUDY, {"b_part": partition_pk, "b_study": study_uid}).first()
     new_study = False
     if found is not None:
         study_pk, patient_pk = found
     else:
-        patient_pk, new_patient = _patient(conn, ds, partition_pk)
-        study_pk, new_study = _study(conn, ds, partition_pk, study_uid, patient_pk, now)
+        patient_pk, new_patient = _patient(conn, values, partition_pk)
+        study_pk, new_study = _study(conn, values, partition_pk, study_uid, patient_pk, now)
         if not new_study:  # another writer inserted the study meanwhile
             owner = conn.execute(_STUDY_PATIENT, {"b_study_pk": study_pk}).scalar_one()
             if new_patient and owner != patient_pk:  # drop the patient row made for nothing
@@ -170,34 +170,34 @@ def _parents(
     series_pk, new_series = get_or_insert(
         conn,
         series,
-        {"study_pk": study_pk, "series_iuid": text(ds, "SeriesInstanceUID")},
+        {"study_pk": study_pk, "series_iuid": values["SeriesInstanceUID"]},
         _values(
             series,
-            modality=text(ds, "Modality"),
-            series_number=text(ds, "SeriesNumber"),
-            description=text(ds, "SeriesDescription"),
-            body_part=text(ds, "BodyPartExamined"),
-            series_date=normalize_date(text(ds, "SeriesDate")),
-            series_time=normalize_time(text(ds, "SeriesTime")),
+            modality=values["Modality"],
+            series_number=values["SeriesNumber"],
+            description=values["SeriesDescription"],
+            body_part=values["BodyPartExamined"],
+            series_date=normalize_date(values["SeriesDate"]),
+            series_time=normalize_time(values["SeriesTime"]),
         )
         | {"num_instances": 0},
     )
     return patient_pk, study_pk, series_pk, new_study, new_series
 
 
-def _patient(conn: Connection, ds: Dataset, partition_pk: int) -> tuple[int, bool]:
+def _patient(conn: Connection, values: Mapping[str, str], partition_pk: int) -> tuple[int, bool]:
     """The patient row of an object that starts a study (inserted if new), and if it is new."""
     keys = _values(
         patient,
         partition_pk=partition_pk,
-        patient_id=text(ds, "PatientID"),
-        issuer=text(ds, "IssuerOfPatientID"),
+        patient_id=values["PatientID"],
+        issuer=values["IssuerOfPatientID"],
     )
     demographics = _values(
         patient,
-        patient_name=text(ds, "PatientName"),
-        birth_date=text(ds, "PatientBirthDate"),
-        sex=text(ds, "PatientSex"),
+        patient_name=values["PatientName"],
+        birth_date=values["PatientBirthDate"],
+        sex=values["PatientSex"],
     )
     name, birth_date = demographics["patient_name"], demographics["birth_date"]
     keys["match_key"] = match_key(keys["patient_id"], name, birth_date)
@@ -206,20 +206,25 @@ def _patient(conn: Connection, ds: Dataset, partition_pk: int) -> tuple[int, boo
 
 
 def _study(
-    conn: Connection, ds: Dataset, partition_pk: int, study_uid: str, patient_pk: int, now: datetime
+    conn: Connection,
+    values: Mapping[str, str],
+    partition_pk: int,
+    study_uid: str,
+    patient_pk: int,
+    now: datetime,
 ) -> tuple[int, bool]:
-    referring = text(ds, "ReferringPhysicianName")
+    referring = values["ReferringPhysicianName"]
     return get_or_insert(
         conn,
         study,
         {"partition_pk": partition_pk, "study_iuid": study_uid},
         _values(
             study,
-            study_date=normalize_date(text(ds, "StudyDate")),
-            study_time=normalize_time(text(ds, "StudyTime")),
-            accession_number=text(ds, "AccessionNumber"),
-            study_id=text(ds, "StudyID"),
-            description=text(ds, "StudyDescription"),
+            study_date=normalize_date(values["StudyDate"]),
+            study_time=normalize_time(values["StudyTime"]),
+            accession_number=values["AccessionNumber"],
+            study_id=values["StudyID"],
+            description=values["StudyDescription"],
             referring_physician=referring,
             referring_key=referring.upper(),
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filereader import data_element_generator, read_dataset
@@ -40,13 +41,17 @@ class Encoding:
 
 @dataclass(frozen=True)
 class Parsed:
-    """The header of a received object: its dataset (no pixel data) and raw bytes.
+    """The header of a received object: its dataset (no pixel data), raw bytes, and the
+    index text of each INDEX_KEYWORDS attribute (`values`, as `text` reads it; those in
+    `plain` read straight from their bytes).
 
     The dataset may hold only the INDEX_KEYWORDS attributes (see parse_header)."""
 
     dataset: Dataset
     header: bytes
     encoding: Encoding
+    values: Mapping[str, str]
+    plain: frozenset[str]
 
 
 def _stop_at_pixels(tag: BaseTag, _vr: str | None, _length: int) -> bool:
@@ -71,13 +76,46 @@ def parse_header(data: bytes, transfer_syntax: str) -> Parsed:
             _check_whole(data, 0 if found is None else end, encoding)
         # Read the attributes the index needs as the index will, so a corrupt value (one read
         # as a sequence whose items hold unknown VRs, say) fails here.
-        for keyword in INDEX_KEYWORDS:
-            text(ds, keyword)
+        values, plain = _index_values(ds, {} if found is None else found.elements)
     except InvalidDataset:
         raise
     except Exception as exc:  # pydicom raises many kinds on corrupt input
         raise InvalidDataset(f"dataset cannot be parsed: {exc}") from exc
-    return Parsed(dataset=ds, header=data[:end], encoding=encoding)
+    return Parsed(ds, data[:end], encoding, values, plain)
+
+
+def _index_values(
+    ds: Dataset, scanned: Mapping[BaseTag, RawDataElement]
+) -> tuple[dict[str, str], frozenset[str]]:
+    """The index text of each INDEX_KEYWORDS attribute, and which were plain: a plain value
+    is read straight from its scanned bytes, any other through pydicom (`text`)."""
+    values: dict[str, str] = {}
+    plain: list[str] = []
+    for keyword, tag, vr in _INDEX_ELEMENTS:
+        value = _plain_text(scanned.get(tag), vr) if scanned else None
+        if value is None:
+            values[keyword] = text(ds, keyword)
+        else:
+            values[keyword] = value
+            plain.append(keyword)
+    return values, frozenset(plain)
+
+
+def _plain_text(element: RawDataElement | None, vr: str) -> str | None:
+    """What `text` gives for a scanned element of the dictionary's VR (any string VR of the
+    index) holding one ASCII value without escape sequences, embedded NULs or (in a person
+    name) component groups: pydicom reads such a value as its characters, trimmed. None for
+    any other: pydicom shall read it."""
+    if element is None:
+        return ""  # the scan keeps every wanted top-level element: the attribute is absent
+    value = element.value
+    if element.VR not in (None, vr) or not isinstance(value, bytes) or not value.isascii():
+        return None
+    if b"\\" in value or b"\x1b" in value or b"\0" in value.rstrip(b"\0 "):
+        return None
+    if vr == "PN" and b"=" in value:
+        return None  # pydicom drops empty trailing component groups
+    return value.decode("ascii").replace("\0", "").strip()
 
 
 def _read(data: bytes, encoding: Encoding) -> tuple[Dataset, int]:
@@ -162,6 +200,10 @@ def _tag(keyword: str) -> int:
 
 
 INDEX_TAGS = frozenset(_tag(keyword) for keyword in INDEX_KEYWORDS)
+# Keyword, tag and dictionary VR of each index attribute (all string VRs, IS included).
+_INDEX_ELEMENTS = tuple(
+    (keyword, BaseTag(_tag(keyword)), dictionary_VR(_tag(keyword))) for keyword in INDEX_KEYWORDS
+)
 
 
 def text(ds: Dataset, keyword: str) -> str:
@@ -190,11 +232,18 @@ def normalize_time(value: str) -> str:
     return f"{head}.{fraction}" if fraction else head
 
 
-def required_uids(ds: Dataset) -> tuple[str, str, str, str]:
-    """SOP class, SOP instance, study and series UIDs, validated."""
+def required_uids(parsed: Parsed) -> tuple[str, str, str, str]:
+    """SOP class, SOP instance, study and series UIDs, validated (a plain value as read; any
+    other as pydicom reads it, so an embedded NUL is refused rather than left out)."""
+
+    def uid(keyword: str) -> str:
+        if keyword in parsed.plain:
+            return check_uid(parsed.values[keyword], keyword)
+        return check_uid(parsed.dataset.get(keyword), keyword)
+
     return (
-        check_uid(ds.get("SOPClassUID"), "SOPClassUID"),
-        check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID"),
-        check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID"),
-        check_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID"),
+        uid("SOPClassUID"),
+        uid("SOPInstanceUID"),
+        uid("StudyInstanceUID"),
+        uid("SeriesInstanceUID"),
     )

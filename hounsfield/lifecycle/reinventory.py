@@ -131,12 +131,12 @@ def _index_file(
     meta, data = split_part10(raw)
     syntax = str(meta.TransferSyntaxUID)
     parsed = parse_header(data, syntax)
-    _cls, sop, study_uid, _series = required_uids(parsed.dataset)
+    _cls, sop, study_uid, _series = required_uids(parsed)
     stored = StoredFile(fs_pk, rel, syntax, len(raw), hashlib.new(CHECKSUM, raw).hexdigest())
     source_ae = str(meta.get("SourceApplicationEntityTitle", "") or "")
     with db.write(archive.engine) as conn:
         if find_existing(conn, partition_pk, sop) is not None:
             return None  # a node died between renaming this file and indexing it
-        index_object(conn, parsed.dataset, partition_pk, stored, parsed.header, source_ae, None)
+        index_object(conn, parsed, partition_pk, stored, source_ae, None)
     archive.filesystems.account(fs_pk, len(raw))
     return study_uid

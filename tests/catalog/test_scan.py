@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from io import BytesIO
 
 import pytest
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.filereader import read_dataset, read_file_meta_info
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 
@@ -21,6 +22,7 @@ from hounsfield.catalog.parse import (
     Encoding,
     Parsed,
     parse_header,
+    required_uids,
     text,
 )
 from hounsfield.catalog.scan import LONG_VRS, SHORT_VRS, scan
@@ -52,8 +54,10 @@ def pydicom_header(data: bytes, transfer_syntax: str) -> Parsed:
 
 def summary(parsed: Parsed) -> list[object]:
     ds = parsed.dataset
+    as_pydicom_reads = {keyword: text(ds, keyword) for keyword in INDEX_KEYWORDS}
+    assert parsed.values == as_pydicom_reads  # values read straight from the bytes included
     return [
-        *(text(ds, keyword) for keyword in INDEX_KEYWORDS),
+        *as_pydicom_reads.values(),
         repr(ds.get("NumberOfFrames")),
         ds.original_character_set,
         ds.original_encoding,
@@ -466,3 +470,116 @@ def test_mutated_files_decline_or_match() -> None:
             taken += 1
             assert_same(bytes(data), item.transfer_syntax)
     assert taken > 50
+
+
+PLAIN_VALUES = [
+    b"",
+    b"A",
+    b"1.2.840.10008.5.1.4.1.1.2\x00",
+    b" 1.2.3 ",
+    b"Doe^John ",
+    b"Doe^John^^^",
+    b"Doe^John==",
+    b"=Yamada^Tarou",
+    b"  padded both  ",
+    b"trailing NULs\x00\x00",
+    b"NUL\x00inside",
+    b"tab\tinside\t",
+    b"\tleading tab",
+    b"line\r\n",
+    b"back\\slash",
+    b"two\\ values \\",
+    b"M\xfcller",
+    b"\x1b$B",
+    b"12",
+    b" 7 ",
+    b"+5",
+    b"05",
+    b"5.0",
+    b"abc",
+    b"1e2",
+    b"-0",
+    b"    ",
+    b"\x00",
+    b"20210301",
+    b"2021.03.01 ",
+    b"101010.123456 ",
+    b"ISO_IR 192",
+]
+
+
+@pytest.mark.parametrize("keyword", INDEX_KEYWORDS)
+@pytest.mark.parametrize("explicit_vr", [None, "dictionary", "LO", "UN"])
+def test_index_values_are_what_pydicom_reads(keyword: str, explicit_vr: str | None) -> None:
+    """Each index attribute's text is pydicom's, whether read straight from its bytes (one
+    plain ASCII value) or through pydicom, in any VR and encoding it may come in."""
+    tag = tag_for_keyword(keyword)
+    assert tag is not None
+    vr = dictionary_VR(tag) if explicit_vr == "dictionary" else explicit_vr or ""
+    if vr == dictionary_VR(tag) and explicit_vr == "LO":
+        vr = "SH"
+    sop = b"1.2.3.4\x00"
+    for raw in PLAIN_VALUES:
+        value = raw + b" " * (len(raw) % 2)
+        others = [(t, b"X") for t in (0x00080016, 0x00080018) if t < tag]
+        if explicit_vr is None:
+            body = b"".join(implicit(t, v) for t, v in others) + implicit(tag, value)
+            syntax = IMPLICIT_LE
+        else:
+            body = b"".join(element(t, "UI", v) for t, v in others) + element(tag, vr, value)
+            syntax = EXPLICIT_LE
+        body += element(0x0020000D, "UI", sop) if tag < 0x0020000D else b""
+        body += PIXELS
+        try:
+            fast, slow = parse_header(body, syntax), pydicom_header(body, syntax)
+        except InvalidDataset:
+            with pytest.raises(InvalidDataset):
+                pydicom_header(body, syntax)
+            continue
+        assert fast.values == slow.values, (keyword, vr, raw)
+        assert fast.values[keyword] == text(slow.dataset, keyword), (keyword, vr, raw)
+
+
+def test_plain_values_are_read_without_pydicom(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One plain ASCII value per attribute is read from its bytes: pydicom is not asked."""
+    body = b"".join([*head(), element(0x00100010, "PN", b"Doe^John "), *identity()[1:], PIXELS])
+    expected = pydicom_header(body, EXPLICIT_LE).values
+
+    def refuse(_ds: object, keyword: str) -> str:
+        raise AssertionError(f"{keyword} read through pydicom")
+
+    monkeypatch.setattr(parse, "text", refuse)
+    values = parse_header(body, EXPLICIT_LE).values
+    assert values == expected
+    assert values["PatientName"] == "Doe^John"
+    assert values["StudyInstanceUID"] == "1.2.3.4"
+    assert values["NumberOfFrames"] == "3"
+
+
+UID_TAGS = {
+    "SOPClassUID": 0x00080016,
+    "SOPInstanceUID": 0x00080018,
+    "StudyInstanceUID": 0x0020000D,
+    "SeriesInstanceUID": 0x0020000E,
+}
+
+
+def _uids_or_refusal(parsed: Parsed) -> object:
+    try:
+        return required_uids(parsed)
+    except InvalidDataset as exc:
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize("keyword", UID_TAGS)
+def test_required_uids_read_straight_from_the_bytes_are_pydicoms(keyword: str) -> None:
+    """A UID read straight from its bytes is accepted or refused as pydicom's reading is."""
+    for raw in [*PLAIN_VALUES, b"1.2\x003", b"1.2.3\x00\x00", b"1.02", b" 1.2 \x00"]:
+        value = raw + b" " * (len(raw) % 2)
+        body = b"".join(
+            element(tag, "UI", value if name == keyword else b"1.2.3.4\x00")
+            for name, tag in UID_TAGS.items()
+        )
+        body += PIXELS
+        fast, slow = parse_header(body, EXPLICIT_LE), pydicom_header(body, EXPLICIT_LE)
+        assert _uids_or_refusal(fast) == _uids_or_refusal(slow), raw

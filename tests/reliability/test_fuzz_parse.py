@@ -27,7 +27,7 @@ def test_the_parser_answers_or_refuses_with_invalid_dataset(
     syntax = source.transfer_syntax if own_syntax else other_syntax
     try:
         parsed = parse_header(data, syntax)
-        uids = required_uids(parsed.dataset)
+        uids = required_uids(parsed)
     except InvalidDataset:
         return
     if syntax != DEFLATED:  # a deflated dataset's header is of the inflated bytes
@@ -36,6 +36,7 @@ def test_the_parser_answers_or_refuses_with_invalid_dataset(
     for keyword in INDEX_KEYWORDS:
         value = text(parsed.dataset, keyword)
         assert isinstance(value, str) and "\0" not in value  # PostgreSQL text takes no NUL
+        assert parsed.values[keyword] == value  # also when read straight from the bytes
 
 
 def test_index_text_leaves_out_nul_characters() -> None:
