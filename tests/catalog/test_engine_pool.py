@@ -1,10 +1,17 @@
-"""An SQLite index has a connection for every thread that may read at once."""
+"""An SQLite index has a connection for every thread that may read at once, and starts
+its transactions as the archive needs them."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
+from sqlalchemy import text
+
+from hounsfield.db import engine as db
 from hounsfield.db.engine import make_engine
+from hounsfield.errors import DatabaseUnavailable
 
 
 def test_sqlite_engine_lends_a_connection_to_each_of_a_hundred_threads(tmp_path: Path) -> None:
@@ -18,6 +25,45 @@ def test_sqlite_engine_lends_a_connection_to_each_of_a_hundred_threads(tmp_path:
     finally:
         for conn in conns:
             conn.close()
+        engine.dispose()
+
+
+def test_sqlite_writes_take_the_lock_up_front_and_reads_do_not(tmp_path: Path) -> None:
+    """A write transaction begins IMMEDIATE (holding the write lock before its first
+    statement), a read one plainly; both see their own work."""
+    path = tmp_path / "index.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with db.write(engine) as conn:
+        conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None, timeout=0.05)
+    try:
+        with db.write(engine) as conn:
+            conn.execute(text("SELECT 1"))  # no write yet, but the lock is held
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("INSERT INTO t VALUES (1)")
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+        with db.read(engine) as conn:
+            assert conn.execute(text("SELECT v FROM t")).scalar_one() == 2
+            other.execute("INSERT INTO t VALUES (3)")  # a reader does not hold the lock
+    finally:
+        other.close()
+        engine.dispose()
+
+
+def test_a_write_that_cannot_begin_is_database_unavailable(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE refused (the database stays locked past the busy timeout) is the
+    archive's DatabaseUnavailable, as any other refused statement."""
+    path = tmp_path / "index.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:  # the pool's one connection, made to give up at once
+        conn.exec_driver_sql("PRAGMA busy_timeout=20")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DatabaseUnavailable, match="locked"), db.write(engine):
+            pass
+    finally:
+        blocker.close()
         engine.dispose()
 
 
