@@ -18,10 +18,11 @@ from sqlalchemy import Connection, String, bindparam, delete, select, update
 from hounsfield.catalog.joins import INSTANCE_FILES
 from hounsfield.catalog.parse import Parsed, normalize_date, normalize_time
 from hounsfield.catalog.unindex import refresh_modalities
+from hounsfield.db.prepared import Prepared
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
 from hounsfield.db.upsert import get_or_insert
 
-FIND_EXISTING = (
+FIND_EXISTING = Prepared(
     select(instance.c.pk, filesystem.c.path, file.c.path)
     .select_from(INSTANCE_FILES)
     .where(instance.c.sop_iuid == bindparam("b_sop"), study.c.partition_pk == bindparam("b_part"))
@@ -31,14 +32,29 @@ _FIND_STUDY = select(study.c.pk, study.c.patient_pk).where(
     study.c.partition_pk == bindparam("b_part"), study.c.study_iuid == bindparam("b_study")
 )
 _STUDY_PATIENT = select(study.c.patient_pk).where(study.c.pk == bindparam("b_study_pk"))
-_INSERT_INSTANCE = instance.insert().returning(instance.c.pk)
-_INSERT_FILE = file.insert()
-_BUMP_SERIES = (
+_INSERT_INSTANCE = Prepared(
+    instance.insert().returning(instance.c.pk),
+    (
+        "series_pk",
+        "sop_iuid",
+        "sop_cuid",
+        "instance_number",
+        "number_of_frames",
+        "received_at",
+        "calling_ae",
+        "header",
+    ),
+)
+_INSERT_FILE = Prepared(
+    file.insert(),
+    ("instance_pk", "filesystem_pk", "path", "size", "transfer_syntax", "checksum", "created_at"),
+)
+_BUMP_SERIES = Prepared(
     update(series)
     .where(series.c.pk == bindparam("b_series"))
     .values(num_instances=series.c.num_instances + 1)
 )
-_BUMP_STUDY = (
+_BUMP_STUDY = Prepared(
     update(study)
     .where(study.c.pk == bindparam("b_study"))
     .values(
@@ -65,7 +81,7 @@ class Existing:
 
 def find_existing(conn: Connection, partition_pk: int, sop_instance: str) -> Existing | None:
     """The indexed object with this SOP Instance UID in the partition, if any."""
-    row = conn.execute(FIND_EXISTING, {"b_sop": sop_instance, "b_part": partition_pk}).first()
+    row = FIND_EXISTING.first(conn, {"b_sop": sop_instance, "b_part": partition_pk})
     return None if row is None else Existing(instance_pk=row[0], path=Path(row[1]) / row[2])
 
 
@@ -102,8 +118,8 @@ def index_object(
         )
     else:
         patient_pk, study_pk, series_pk = parents
-    instance_pk = conn.scalar(
-        _INSERT_INSTANCE,
+    instance_pk = _INSERT_INSTANCE.scalar(
+        conn,
         {
             "series_pk": series_pk,
             "sop_iuid": values["SOPInstanceUID"],
@@ -115,9 +131,9 @@ def index_object(
             "header": parsed.header,
         },
     )
-    conn.execute(
-        _INSERT_FILE,
-        [
+    for f in (stored, *copies):
+        _INSERT_FILE.execute(
+            conn,
             {
                 "instance_pk": instance_pk,
                 "filesystem_pk": f.filesystem_pk,
@@ -126,13 +142,11 @@ def index_object(
                 "transfer_syntax": f.transfer_syntax,
                 "checksum": f.checksum,
                 "created_at": now,
-            }
-            for f in (stored, *copies)
-        ],
-    )
-    conn.execute(_BUMP_SERIES, {"b_series": series_pk})
-    conn.execute(
-        _BUMP_STUDY,
+            },
+        )
+    _BUMP_SERIES.execute(conn, {"b_series": series_pk})
+    _BUMP_STUDY.execute(
+        conn,
         {"b_study": study_pk, "b_new_series": int(new_series), "b_size": stored.size, "b_now": now},
     )
     if new_series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
@@ -111,3 +112,51 @@ def test_the_reader_sees_the_peer_close() -> None:
         theirs.close()
         with pytest.raises(wire.PeerClosed):
             PduReader(ours, limit=None, idle=1.0, whole=None).read()
+
+
+def test_a_large_pdu_arrives_in_pieces_into_its_own_buffer() -> None:
+    """A data set fragment larger than the read buffer's share comes out whole and exact
+    however the peer splits it, whether waited for or taken as it arrives, with the PDU
+    after it; a large PDU begun and never finished still times out on its deadline."""
+    body = struct.pack(">IBB", 40002, 1, 2) + bytes(range(256)) * 156 + bytes(64)
+    pdu = struct.pack(">BBI", wire.P_DATA_TF, 0, len(body)) + body
+    assert len(body) > wire.DIRECT
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        reader = PduReader(ours, limit=None, idle=5.0, whole=2.0)
+        theirs.sendall(pdu[:1000])
+        assert reader.arrived() is None
+        theirs.sendall(pdu[1000:30000])
+        time.sleep(0.02)
+        assert reader.arrived() is None  # begun: the rest goes straight into its buffer
+        theirs.sendall(pdu[30000:] + wire.RELEASE_RP)
+        kind, got = reader.read()
+        assert (kind, bytes(got)) == (wire.P_DATA_TF, body)
+        assert reader.read() == (wire.A_RELEASE_RP, b"\0\0\0\0")
+        theirs.sendall(pdu[:20000])  # begun, never finished
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            reader.read()
+        assert time.monotonic() - started < 4
+
+
+def test_a_data_set_over_several_large_pdus_is_joined_once() -> None:
+    """The fragments of a data set are kept as they came and joined into one bytes value."""
+    data = bytes(range(256)) * 2048  # 512 KiB
+    pdus = fastsend.pdus(_find_command(5), 1, True, True, 0) + fastsend.pdus(
+        data, 1, False, True, 65536
+    )
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.setblocking(False)
+        reader, assembler = PduReader(ours, None, 5.0, 5.0), Assembler(frozenset({1}))
+        done: list[wire.Message] = []
+        at = 0
+        while not done:
+            if at < len(pdus):
+                with contextlib.suppress(BlockingIOError):  # full: read first
+                    at += theirs.send(pdus[at : at + 70000])
+            while (pdu := reader.arrived()) is not None:
+                done += assembler.feed(pdu[1])
+    ((context, command, got),) = done
+    assert context == 1 and command.message_id == 5 and type(got) is bytes and got == data

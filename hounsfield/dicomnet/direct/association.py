@@ -153,7 +153,7 @@ class DirectAssociation(threading.Thread):
         self.contexts: dict[int, PresentationContextTuple] = {}  # accepted, as pynetdicom's
         self.peer_max_pdu = 0
         self.cancels: set[int] = set()  # message IDs a C-CANCEL has arrived for
-        self._later: deque[tuple[int, bytes] | Message] = deque()
+        self._later: deque[tuple[int, wire.Body] | Message] = deque()
         self._assembler: wire.Assembler | None = None
         self._broken: Exception | None = None  # the connection failed while a C-FIND ran
         self._closed = threading.Event()
@@ -284,7 +284,7 @@ class DirectAssociation(threading.Thread):
         ac.from_primitive(answer)
         return bytes(ac.encode())
 
-    def _next(self) -> tuple[int, bytes] | Message:
+    def _next(self) -> tuple[int, wire.Body] | Message:
         """What arrived while a C-FIND was answered first, then the next PDU."""
         if self._later:
             return self._later.popleft()

@@ -20,6 +20,7 @@ P_DATA_TF, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT = 0x04, 0x05, 0x06, 0x07
 PRESENTATION_CONTEXT, ABSTRACT_SYNTAX, USER_INFORMATION, ROLE_SELECTION = 0x20, 0x30, 0x50, 0x54
 NO_DATASET = 0x0101
 READ = 1 << 16  # bytes asked of the socket at a time
+DIRECT = 1 << 14  # a PDU body at least this large is received into a buffer of its own
 RQ_FIXED = 74  # PDU header, version, reserved, called and calling AE titles, reserved
 _HEAD = struct.Struct(">BBI")
 _ITEM = struct.Struct(">BBH")
@@ -27,6 +28,9 @@ _PDV = struct.Struct(">IBB")
 _ELEMENT = struct.Struct("<HHI")
 _US = struct.Struct("<H")
 RELEASE_RP = _HEAD.pack(A_RELEASE_RP, 0, 4) + b"\0\0\0\0"
+
+
+Body = bytes | bytearray  # a PDU's body: a P-DATA-TF's is a bytearray (see PduReader)
 
 
 class ProtocolError(Exception):
@@ -80,18 +84,31 @@ class PduReader:
     """Whole PDUs off a socket: the next one waited for at most `idle` seconds, and once it
     has begun, all of it within `whole` seconds (a socket timeout alone restarts with every
     byte: a peer sending a byte a second would hold the thread); `arrived` takes only what
-    is already there."""
+    is already there.
+
+    Small PDUs come out of a read buffer; the body of a large one (a data set's fragment) is
+    received straight into its own buffer, so its bytes are copied once off the socket
+    rather than through a chunk, the read buffer and a slice of it."""
 
     def __init__(
         self, sock: socket.socket, limit: int | None, idle: float | None, whole: float | None
     ) -> None:
         self.sock, self.limit, self.idle, self.whole = sock, limit, idle, whole
         self._buffer = bytearray()
-        self._started = 0.0  # time.monotonic() when the first byte of the buffer came
+        self._body: bytearray | None = None  # a large PDU's body, received into directly
+        self._kind = self._got = 0  # its type, and how much of it has come
+        self._started = 0.0  # time.monotonic() when the first byte of the PDU came
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN | select.POLLPRI)
 
-    def _complete(self) -> tuple[int, bytes] | None:
+    def _complete(self) -> tuple[int, Body] | None:
+        large = self._body
+        if large is not None:
+            if self._got < len(large):
+                return None
+            self._body = None
+            self._started = time.monotonic()  # what is left belongs to the next PDU
+            return self._kind, large
         buffer = self._buffer
         if len(buffer) < 6:
             return None
@@ -99,21 +116,42 @@ class PduReader:
         if self.limit is not None and length > self.limit:
             raise ProtocolError(f"a PDU of {length} bytes")
         if len(buffer) < 6 + length:
+            if length >= DIRECT:  # the rest goes straight into the body's own buffer
+                self._body, self._kind, self._got = bytearray(length), kind, len(buffer) - 6
+                self._body[: self._got] = memoryview(buffer)[6:]
+                buffer.clear()
             return None
-        with memoryview(buffer) as view:
-            body = bytes(view[6 : 6 + length])
+        body = buffer[6 : 6 + length] if kind == P_DATA_TF else bytes(buffer[6 : 6 + length])
         del buffer[: 6 + length]
-        self._started = time.monotonic()  # what is left belongs to the next PDU
+        self._started = time.monotonic()
         return kind, body
 
     def _fill(self, wait: bool) -> bool:
-        """Read what the socket has (waiting for it if `wait`); False when nothing came."""
-        if wait:
-            self.sock.settimeout(self._timeout())
-        try:
-            chunk = self.sock.recv(READ, 0 if wait else socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
+        """Read what the socket has (waiting for it if `wait`); False when nothing came.
+
+        The socket is read without a timeout of its own (Python polls before every read of
+        a socket that has one, and setting one is a system call too): a read that finds
+        nothing waits in poll() for what is left of the time."""
+        sock = self.sock
+        if sock.gettimeout() != 0.0:  # `send` gives it one
+            sock.setblocking(False)
+        while True:
+            try:
+                if self._body is not None:
+                    with memoryview(self._body) as view:
+                        count = sock.recv_into(view[self._got :])
+                    if not count:
+                        raise PeerClosed()
+                    self._got += count
+                    return True
+                chunk = sock.recv(READ)
+                break
+            except BlockingIOError:
+                if not wait:
+                    return False
+                timeout = self._timeout()
+                if not self._poll.poll(None if timeout is None else timeout * 1000):
+                    raise TimeoutError("timed out") from None
         if not chunk:
             raise PeerClosed()
         if not self._buffer:
@@ -122,20 +160,20 @@ class PduReader:
         return True
 
     def _timeout(self) -> float | None:
-        if not self._buffer or self.whole is None:
+        if (not self._buffer and self._body is None) or self.whole is None:
             return self.idle
         left = self._started + self.whole - time.monotonic()
         if left <= 0:
             raise TimeoutError("a PDU did not arrive whole within the DIMSE timeout")
         return left if self.idle is None else min(left, self.idle)
 
-    def read(self) -> tuple[int, bytes]:
-        """The next PDU (type, body), waiting for it."""
+    def read(self) -> tuple[int, Body]:
+        """The next PDU (type, body: a bytearray for P-DATA-TF, else bytes), waiting for it."""
         while (pdu := self._complete()) is None:
             self._fill(True)
         return pdu
 
-    def arrived(self) -> tuple[int, bytes] | None:
+    def arrived(self) -> tuple[int, Body] | None:
         """The next PDU if all of it has arrived, without waiting."""
         while (pdu := self._complete()) is None:
             if not self._poll.poll(0) or not self._fill(False):
@@ -193,10 +231,10 @@ class Assembler:
     def __init__(self, contexts: frozenset[int]) -> None:
         self.contexts = contexts
         self._command = bytearray()
-        self._dataset = bytearray()
+        self._dataset: list[memoryview] = []  # the fragments so far, joined once at the end
         self._waiting: tuple[int, Command] | None = None  # a command whose data set comes
 
-    def feed(self, body: bytes) -> list[Message]:
+    def feed(self, body: Body) -> list[Message]:
         """The messages the PDVs of one P-DATA-TF complete."""
         done: list[Message] = []
         at, end = 0, len(body)
@@ -224,9 +262,9 @@ class Assembler:
             else:
                 if self._waiting is None or self._waiting[0] != context:
                     raise ProtocolError("a data set without its command")
-                self._dataset += data
+                self._dataset.append(data)
                 if control & 2:
-                    done.append((context, self._waiting[1], bytes(self._dataset)))
-                    self._dataset.clear()
+                    done.append((context, self._waiting[1], b"".join(self._dataset)))
+                    self._dataset = []
                     self._waiting = None
         return done
