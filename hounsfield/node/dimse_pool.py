@@ -20,7 +20,7 @@ import socket
 import threading
 from typing import Any
 
-from hounsfield.dicomnet.handoff import LoadBoard, shares_of
+from hounsfield.dicomnet.handoff import LoadBoard, shares_of, short_lived
 from hounsfield.metrics import ACTIVE_ASSOCIATIONS_NAME, Snapshot, add_snapshot_source
 from hounsfield.node.dimse_child import MESSAGE_BYTES, child_main
 from hounsfield.settings import Settings
@@ -135,7 +135,7 @@ class DimseProcesses:
         alive = [True] + [
             i in children and i in links and children[i].is_alive() for i in range(1, self.count)
         ]
-        index = self.board.choose(alive)
+        index = self.board.choose(alive, short_lived(request))
         if index == 0:
             self.board.add(0, 1)
             return False

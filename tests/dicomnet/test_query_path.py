@@ -121,6 +121,8 @@ def test_echo_and_refusals_on_the_query_path(
     try:
         echo = ["-aec", "HOUNSFIELD", "127.0.0.1", str(server.port)]
         assert run("echoscu", *echo).returncode == 0
+        # its association counts against the limit until its thread has ended
+        assert _wait(lambda: not server.server.active_associations)
         ae = AE(ae_title="ASKER")
         ae.add_requested_context(Verification)
         unknown = ae.associate("127.0.0.1", server.port, ae_title="NOBODY")

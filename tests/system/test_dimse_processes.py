@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -13,11 +14,19 @@ from multiprocessing import Array
 from pathlib import Path
 
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.pdu import A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import A_ASSOCIATE
+from pynetdicom.presentation import build_context
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    Verification,
+)
 from sqlalchemy import create_engine, func, select
 
 from hounsfield.db.tables import instance
-from hounsfield.dicomnet.handoff import LoadBoard, shares_of
+from hounsfield.dicomnet.handoff import LoadBoard, shares_of, short_lived
 from hounsfield.metrics import NODE_REGISTRY, add_snapshot_source, snapshot
 from tests.dcmtk import run
 from tests.livenode import Node, cli, node_env
@@ -46,6 +55,46 @@ def test_new_connections_go_where_there_is_most_room() -> None:
     board.add(0, 1)
     assert board.choose(alive) in {0, 1, 2}  # all full: one of them rejects
     assert board.choose([False, False, False]) == 0
+
+
+def test_a_short_association_stays_with_the_listener_on_a_tie() -> None:
+    """An echo or a query is not handed over when the listener has as much room as any
+    other process and no more associations; otherwise it goes where there is most room."""
+    board = LoadBoard(Array("i", 3), [2, 2, 1])
+    alive = [True, True, True]
+    assert board.choose(alive, short=True) == 0
+    board.add(0, 1)
+    assert board.choose(alive, short=True) == 1  # most room
+    board.add(1, 1)
+    assert board.choose(alive, short=True) == 2  # one place each: the least loaded
+    board.add(2, 1)
+    assert board.choose(alive, short=True) == 0  # a tie of room and of associations
+    assert board.choose(alive) == 1  # anything else: an extra process on a tie
+
+
+def test_what_an_association_proposes_tells_a_short_one() -> None:
+    """Verification and the C-FIND models only: short; anything else (storage, C-GET,
+    a request not arrived whole, not a request at all): not."""
+
+    def proposing(*syntaxes: str, cut: int = 0) -> bool:
+        rq = A_ASSOCIATE()
+        rq.application_context_name = "1.2.840.10008.3.1.1.1"
+        rq.calling_ae_title, rq.called_ae_title = "ASKER", "HOUNSFIELD"
+        contexts = [build_context(uid) for uid in syntaxes]
+        for n, context in enumerate(contexts):
+            context.context_id = 2 * n + 1
+        rq.presentation_context_definition_list = contexts
+        pdu = A_ASSOCIATE_RQ()
+        pdu.from_primitive(rq)
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            theirs.sendall(bytes(pdu.encode())[: -cut or None])
+            return short_lived(ours)
+
+    assert proposing(Verification, StudyRootQueryRetrieveInformationModelFind)
+    assert not proposing(Verification, CTImageStorage)
+    assert not proposing(StudyRootQueryRetrieveInformationModelGet)
+    assert not proposing(Verification, cut=10)
 
 
 def test_metrics_of_other_processes_are_added_to_the_listeners() -> None:
@@ -137,11 +186,13 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
     node = Node(env, tmp_path / "serve.log")
     try:
         (child,) = _children(node.proc.pid)
-        # An association held open (by the extra process) makes the next connection go to the
-        # listener, whatever the timing of the parallel stores; it is still open when that
-        # process is killed.
+        # An association held open (by the extra process: it proposes storage, so it is not
+        # kept by the listener as an echo or a query alone would be) makes the next
+        # connection go to the listener, whatever the timing of the parallel stores; it is
+        # still open when that process is killed.
         ae = AE("HOLDER")
         ae.add_requested_context(Verification)
+        ae.add_requested_context(CTImageStorage)
         held = ae.associate("127.0.0.1", node.dimse_port, ae_title="HOUNSFIELD")
         assert held.is_established
         with ThreadPoolExecutor(4) as pool:
@@ -171,8 +222,8 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
         assert active and float(active.group(1)) == 0
         before = _opened_per_process(node.http_port)["1"]
         assert before >= opened["1"]
-        # once ready, the replacement takes connections (an idle node hands a lone one to
-        # process 1); on a busy machine a new process takes a while to be ready
+        # once ready, the replacement takes connections (an idle node hands a lone storage
+        # association to process 1); on a busy machine a new process takes a while to be ready
         deadline = time.monotonic() + 60
         while _opened_per_process(node.http_port)["1"] < before + 1:
             assert time.monotonic() < deadline, "the replacement took no connection"

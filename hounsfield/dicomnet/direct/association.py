@@ -15,8 +15,9 @@ set, and whether it was cancelled.
 
 Admission, the association limit and the presentation context negotiation are pynetdicom's
 rules (`admission`, `negotiate_as_acceptor`); its PDU classes decode the request and encode
-the answer. Anything else goes to pynetdicom: another service proposed, role selection, TLS,
-a request that did not arrive whole, or a handler bound that this path does not call.
+the answer, once per distinct request (`negotiation`). Anything else goes to pynetdicom:
+another service proposed, role selection, TLS, a request that did not arrive whole, or a
+handler bound that this path does not call.
 """
 
 from __future__ import annotations
@@ -25,31 +26,20 @@ import contextlib
 import logging
 import socket
 import ssl
-import struct
 import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import _config, evt
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-)
-from pynetdicom.presentation import (
-    PresentationContext,
-    PresentationContextTuple,
-    negotiate_as_acceptor,
-    negotiate_unrestricted,
-)
+from pynetdicom.pdu import A_ASSOCIATE_RJ
+from pynetdicom.pdu_primitives import A_ASSOCIATE
+from pynetdicom.presentation import PresentationContextTuple
 from pynetdicom.service_class import ServiceClass, StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
 from hounsfield.dicomnet import admission
-from hounsfield.dicomnet.direct import query, store, wire
+from hounsfield.dicomnet.direct import negotiation, query, store, wire
 from hounsfield.dicomnet.direct.dimse import DirectEvent
 from hounsfield.dicomnet.direct.wire import Message, PeerClosed, ProtocolError
 from hounsfield.dicomnet.evented import PDU_FLOOR, PDU_ROOM
@@ -219,17 +209,12 @@ class DirectAssociation(threading.Thread):
 
     def _negotiate(self) -> bool:
         """Answer the A-ASSOCIATE-RQ; True when accepted."""
-        kind, body = self._reader.read()
-        pdu = A_ASSOCIATE_RQ()
-        pdu.decode(struct.pack(">BBI", kind, 0, len(body)) + body)
-        rq = pdu.to_primitive()
-        calling = str(rq.calling_ae_title or "").strip()
-        called = str(rq.called_ae_title or "").strip()
-        self.requestor.ae_title = calling
+        _kind, body = self._reader.read()
+        found = negotiation.of(self._server).answer(self.ae, self._server.contexts, bytes(body))
+        self.requestor.ae_title = found.calling
         # 0: no limit; a peer announcing less than a few bytes would get nothing at all
-        announced = int(rq.maximum_length_received or 0)
-        self.peer_max_pdu = max(announced, SMALLEST_PDU) if announced else 0
-        rejection = self._admit(calling, called)
+        self.peer_max_pdu = max(found.announced, SMALLEST_PDU) if found.announced else 0
+        rejection = self._admit(found.calling, found.called)
         if rejection is None:
             acceptors = [a for a in self.ae.active_associations if a.is_acceptor]
             if len(acceptors) > self.ae.maximum_associations:
@@ -242,13 +227,9 @@ class DirectAssociation(threading.Thread):
             self.send(rj.encode())
             self._notify(evt.EVT_REJECTED)
             return False
-        unrestricted = _config.UNRESTRICTED_STORAGE_SERVICE
-        negotiate = negotiate_unrestricted if unrestricted else negotiate_as_acceptor
-        results, _roles = negotiate(rq.presentation_context_definition_list, self._server.contexts)
-        accepted = sorted((c for c in results if c.result == 0x00), key=lambda c: c.context_id)
-        self.contexts = {int(c.context_id): c.as_tuple for c in accepted}
+        self.contexts = dict(found.contexts)
         self._assembler = wire.Assembler(frozenset(self.contexts))
-        self.send(self._accept(rq, accepted + [c for c in results if c.result != 0x00]))
+        self.send(found.accept)
         self.is_established = True
         self._notify(evt.EVT_ACCEPTED)
         self._notify(evt.EVT_ESTABLISHED)
@@ -263,26 +244,6 @@ class DirectAssociation(threading.Thread):
         except Exception:
             log.exception("admission check failed; association from %r refused", calling)
             return (0x02, 0x01, 0x01)
-
-    def _accept(self, rq: A_ASSOCIATE, contexts: list[PresentationContext]) -> bytes:
-        answer = A_ASSOCIATE()
-        answer.application_context_name = rq.application_context_name
-        answer.calling_ae_title = rq.calling_ae_title
-        answer.called_ae_title = rq.called_ae_title
-        answer.result, answer.result_source = 0x00, 0x01
-        answer.presentation_context_definition_results_list = contexts
-        length = MaximumLengthNotification()
-        length.maximum_length_received = self.ae.maximum_pdu_size
-        uid = ImplementationClassUIDNotification()
-        uid.implementation_class_uid = self.ae.implementation_class_uid
-        answer.user_information = [length, uid]
-        if self.ae.implementation_version_name:
-            name = ImplementationVersionNameNotification()
-            name.implementation_version_name = self.ae.implementation_version_name
-            answer.user_information.append(name)
-        ac = A_ASSOCIATE_AC()
-        ac.from_primitive(answer)
-        return bytes(ac.encode())
 
     def _next(self) -> tuple[int, wire.Body] | Message:
         """What arrived while a C-FIND was answered first, then the next PDU."""
