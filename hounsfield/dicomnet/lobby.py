@@ -9,8 +9,8 @@ ARTIM timer ran out, and cost two threads apiece. Here a connection becomes an a
 only once the kernel holds its whole A-ASSOCIATE-RQ PDU (seen with MSG_PEEK, nothing is
 consumed) or its whole first TLS record (the ClientHello), or ADMIT_BYTES of either, or
 anything else (garbage: pynetdicom answers that); one that has not got that far within the
-association timeout, or that is closed by its peer first, is closed here. epoll has no
-FD_SETSIZE limit.
+association timeout, or that is closed by its peer first, is closed here. One whose request
+is there when it is accepted goes on at once. epoll has no FD_SETSIZE limit.
 """
 
 from __future__ import annotations
@@ -90,7 +90,18 @@ class Lobby:
             return len(self._waiting)
 
     def add(self, sock: socket.socket, client_address: Any) -> None:
-        """Hold `sock` until its request has arrived or its time is up."""
+        """Hold `sock` until its request has arrived or its time is up. One whose request is
+        here already (a client sends it as soon as it has connected) is admitted at once on
+        the caller's thread: waking the lobby's thread for it cost 0.17 ms of the 1.2 ms a
+        query association took to be accepted."""
+        if not self._closed:
+            try:
+                head = sock.recv(ADMIT_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except OSError:  # nothing yet (or a failed connection: the lobby finds out)
+                head = b""
+            if head and arrived(head):
+                self._serve(_Waiting(sock, client_address, 0.0))
+                return
         timeout = self._timeout()
         deadline = time.monotonic() + timeout if timeout else float("inf")
         with self._lock:

@@ -23,7 +23,7 @@ from pynetdicom.sop_class import CTImageStorage, Verification
 
 from bench.reliability.flood_part import closed_within
 from hounsfield.archive.context import Archive
-from hounsfield.dicomnet.lobby import ADMIT_BYTES, arrived
+from hounsfield.dicomnet.lobby import ADMIT_BYTES, Lobby, arrived
 from hounsfield.dicomnet.tls import handshake
 from hounsfield.dimse.server import DimseServer
 from tests.conftest import make_archive, make_settings
@@ -127,6 +127,38 @@ def test_associate_requests_sent_a_byte_at_a_time_take_no_slot_and_are_cut_off(
 )
 def test_a_request_has_arrived_when_whole_or_large_or_unknown(head: bytes, enough: bool) -> None:
     assert arrived(head) is enough
+
+
+def test_a_request_already_there_is_admitted_on_the_accepting_thread() -> None:
+    """A connection whose request came with it is admitted at once by `add`, on the caller's
+    thread; one that has sent part of it waits in the lobby for the rest."""
+    admitted: list[tuple[str, bytes]] = []
+    done = threading.Event()
+
+    def admit(sock: socket.socket, _address: object) -> None:
+        admitted.append((threading.current_thread().name, sock.recv(64)))
+        sock.close()
+        done.set()
+
+    lobby = Lobby(admit, lambda: 5.0)
+    request = struct.pack(">BBI", 0x01, 0, 4) + b"\0\1\0\0"
+    try:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            theirs.sendall(request)
+            lobby.add(ours, ("127.0.0.1", 1))
+            assert admitted == [(threading.current_thread().name, request)]
+        ours, theirs = socket.socketpair()
+        with theirs:
+            done.clear()
+            theirs.sendall(request[:5])
+            lobby.add(ours, ("127.0.0.1", 2))
+            assert len(admitted) == 1 and len(lobby) == 1
+            theirs.sendall(request[5:])
+            assert done.wait(NEVER_HANGS)
+            assert admitted[1] == ("dimse-lobby", request)
+    finally:
+        lobby.close()
 
 
 def test_pdu_sent_a_byte_at_a_time_after_association_is_cut_off(
