@@ -6,7 +6,9 @@ object runs, and a fifth of a busy server's interpreter time went there (bench/R
 "Notes"). A `Prepared` statement is compiled by SQLAlchemy once per dialect, its values go
 through the column types' own bind processors, and it runs inside the caller's transaction
 on the same connection; driver errors become SQLAlchemy's, as `Connection.execute` raises
-them. Only statements whose results need no type processing (integers, text) qualify.
+them. Only statements whose results need no type processing (integers, text) qualify: one
+returning a column whose type converts what the driver gives (a timestamp on SQLite) is
+refused.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ class Prepared:
         if computed:  # column defaults SQLAlchemy computes as it executes
             keys = ", ".join(str(c.key) for c in computed)
             raise ValueError(f"{keys}: a value computed at execution cannot be prepared")
+        returned = [*getattr(self.statement, "selected_columns", ()), *(compiled.returning or ())]
+        for column in returned:  # rows come back as the driver gives them
+            impl = column.type.dialect_impl(dialect)
+            if impl.result_processor(dialect, None) is not None:
+                raise ValueError(f"{column.name}: a {column.type} result needs SQLAlchemy")
         binds = {name: bind for bind, name in compiled.bind_names.items()}  # as in the text
         names = tuple(compiled.positiontup if dialect.positional else binds)
         fixed: dict[str, Any] = {}

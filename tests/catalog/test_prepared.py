@@ -100,6 +100,15 @@ def test_driver_errors_are_sqlalchemys(engine: Engine) -> None:
         assert FIND.first(conn, {"b_name": "twice"}) is not None
 
 
+def test_a_result_that_needs_converting_is_refused() -> None:
+    """A timestamp read back on SQLite is text that SQLAlchemy turns into a datetime: a
+    prepared statement returning one would hand out the text."""
+    engine = make_engine("sqlite://")
+    statement = Prepared(select(ROW.c.pk, ROW.c.at).where(ROW.c.name == bindparam("b_name")))
+    with engine.connect() as conn, pytest.raises(ValueError, match="at: a DATETIME"):
+        statement.first(conn, {"b_name": "a"})
+
+
 def test_a_value_computed_at_execution_is_refused() -> None:
     """A column default that is a function would be skipped silently: refused instead."""
     table = Table(

@@ -118,7 +118,8 @@ class PduReader:
         if len(buffer) < 6 + length:
             if length >= DIRECT:  # the rest goes straight into the body's own buffer
                 self._body, self._kind, self._got = bytearray(length), kind, len(buffer) - 6
-                self._body[: self._got] = memoryview(buffer)[6:]
+                with memoryview(buffer) as view:
+                    self._body[: self._got] = view[6:]
                 buffer.clear()
             return None
         body = buffer[6 : 6 + length] if kind == P_DATA_TF else bytes(buffer[6 : 6 + length])
