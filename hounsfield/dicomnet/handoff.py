@@ -13,7 +13,7 @@ from typing import Any
 from pynetdicom.transport import ThreadedAssociationServer
 
 from hounsfield.dicomnet.direct import association as direct
-from hounsfield.dicomnet.direct import query, wire
+from hounsfield.dicomnet.direct import query
 from hounsfield.dicomnet.lobby import Lobby
 from hounsfield.dicomnet.serving import winding_down
 
@@ -223,11 +223,7 @@ def short_lived(request: socket.socket) -> bool:
     """Whether a connection's A-ASSOCIATE-RQ, arrived whole, proposes only Verification and
     the C-FIND models (seen without consuming it): an echo or a query, over in a few
     milliseconds."""
-    try:
-        head = request.recv(direct.PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except OSError:
-        return False
-    found = wire.proposed(head)
+    found = direct.proposal(request)
     return found is not None and bool(found[0]) and found[0] <= query.SYNTAXES
 
 

@@ -129,6 +129,7 @@ def test_echo_and_refusals_on_the_query_path(
         assert unknown.is_rejected
         rejection = unknown.acceptor.primitive
         assert (rejection.result, rejection.result_source, rejection.diagnostic) == (1, 1, 7)
+        assert _wait(lambda: not server.server.active_associations)  # as the echo's, above
         first = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
         assert first.is_established
         second = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")

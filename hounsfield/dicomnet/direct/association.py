@@ -105,17 +105,23 @@ def _storage(uid: str) -> bool:
     )
 
 
+def proposal(request: Any) -> tuple[frozenset[str], bool] | None:
+    """What a plain connection's A-ASSOCIATE-RQ, already arrived whole, proposes (seen
+    without consuming it, see `wire.proposed`); None for anything else."""
+    if isinstance(request, ssl.SSLSocket) or not isinstance(request, socket.socket):
+        return None
+    try:
+        head = request.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return None
+    return wire.proposed(head)
+
+
 def eligible(request: Any, stores: bool) -> bool:
     """Whether a connection's A-ASSOCIATE-RQ, already arrived whole, proposes only what this
     path serves (seen without consuming it): Verification and C-FIND, and with `stores`
     storage SOP classes, all without role selection."""
-    if isinstance(request, ssl.SSLSocket) or not isinstance(request, socket.socket):
-        return False
-    try:
-        head = request.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except OSError:
-        return False
-    found = wire.proposed(head)
+    found = proposal(request)
     if found is None or not found[0] or found[1]:
         return False
     others = found[0] - query.SYNTAXES
