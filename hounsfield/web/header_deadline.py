@@ -7,15 +7,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-def header_deadline_protocol(seconds: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, closing a connection whose next request header has not fully
+def header_deadline_protocol(seconds: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, closing a connection whose next request header has not fully
     arrived `seconds` after the connection opened or the previous answer ended."""
 
-    class HeaderDeadline(H11Protocol):
-        """H11Protocol with a header deadline."""
+    class HeaderDeadline(HttpToolsProtocol):
+        """HttpToolsProtocol with a header deadline."""
 
         _deadline: asyncio.TimerHandle | None = None
 

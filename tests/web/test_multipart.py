@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,22 @@ def test_malformed() -> None:
     ):
         with pytest.raises(multipart.MalformedMultipart):
             _read(body, "xyz", 5)
+
+
+def test_length_is_the_written_length_when_every_size_is_known() -> None:
+    bodies = [os.urandom(1000), b"", os.urandom(70)]
+    sized = [multipart.Part({"Content-Type": "application/dicom"}, [b], len(b)) for b in bodies]
+    for parts in (sized, sized[:1], []):
+        assert multipart.length(parts, "xyz") == len(b"".join(multipart.write(parts, "xyz")))
+    unsized = [*sized, multipart.Part({"Content-Type": "application/dicom"}, [b"abc"])]
+    assert multipart.length(unsized, "xyz") is None
+
+
+def test_a_file_body_is_sent_as_read_and_a_short_file_raises(tmp_path: Path) -> None:
+    path = tmp_path / "object.dcm"
+    path.write_bytes(os.urandom(multipart.CHUNK + 10))
+    chunks = list(multipart.file_chunks(path, 0, multipart.CHUNK + 10))
+    assert [len(c) for c in chunks] == [multipart.CHUNK, 10]
+    assert list(multipart.file_chunks(path, 5, 3)) == [path.read_bytes()[5:8]]
+    with pytest.raises(multipart.ShortFile):
+        list(multipart.file_chunks(path, 0, multipart.CHUNK + 11))

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from io import BytesIO
 
+import httpx
 import numpy as np
 import pytest
 import requests
 from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless
 
 from hounsfield.archive import metadata
 from hounsfield.archive.context import Archive
+from hounsfield.archive.query import locate
 from tests.data import dataset_bytes, local
 from tests.web.conftest import put_files
+
+RELATED = 'multipart/related; type="application/dicom"'
 
 
 def _ids(name: str) -> tuple[str, str, str]:
@@ -206,3 +211,37 @@ def test_metadata_rebuild_command(archive: Archive) -> None:
     assert "rebuilt 2 studies, 2 instances" in every.output
     unknown = CliRunner().invoke(app, ["metadata", "rebuild", "--study", "1.2.3"], env=env)
     assert unknown.exit_code == 2 and "no study 1.2.3" in unknown.output
+
+
+def test_a_retrieve_as_stored_announces_its_length(
+    archive: Archive, client: DICOMwebClient
+) -> None:
+    put_files(archive, "RG1_UNCR.dcm", "RG1_J2KR.dcm")
+    study, series, _ = _ids("RG1_J2KR.dcm")
+    url = f"{client.base_url}/studies/{study}/series/{series}"
+    stored = httpx.get(url, headers={"Accept": f"{RELATED}; transfer-syntax=*"})
+    assert stored.status_code == 200
+    assert stored.headers["content-length"] == str(len(stored.content))
+    assert "transfer-encoding" not in stored.headers
+    for name in ("RG1_UNCR.dcm", "RG1_J2KR.dcm"):
+        assert dataset_bytes(local(name)) in stored.content
+    # Transcoded on the way: the length is not known up front.
+    converted = httpx.get(url, headers={"Accept": RELATED})
+    assert converted.headers.get("transfer-encoding") == "chunked"
+    assert len(client.retrieve_series(study, series)) == 2
+
+
+def test_a_file_shorter_than_indexed_breaks_the_answer(
+    archive: Archive, client: DICOMwebClient
+) -> None:
+    put_files(archive, "RG1_UNCR.dcm")
+    study, series, sop = _ids("RG1_UNCR.dcm")
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.StudyInstanceUID, ident.SeriesInstanceUID, ident.SOPInstanceUID = study, series, sop
+    path = locate(archive, ident)[0].path
+    path.write_bytes(path.read_bytes()[:-100])
+    url = f"{client.base_url}/studies/{study}/series/{series}/instances/{sop}"
+    # Not a body that looks whole: the client sees the answer cut short.
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(url, headers={"Accept": f"{RELATED}; transfer-syntax=*"})

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
 from hounsfield.archive.bulkdata import Value, find_value, parse_tag_path
@@ -20,6 +19,7 @@ from hounsfield.imaging.pixels import (
     open_source,
     stored_frame,
 )
+from hounsfield.web.batched import streamed
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.accept import parse_accept
 from hounsfield.web.dicomweb.common import BadRequest, NotAcceptable, find_one
@@ -141,9 +141,9 @@ def frames_response(
         )
         return ranged_response(pieces, media, etag, request or {})
     if single:
-        return StreamingResponse(_decoded(src, numbers[0]), media_type=media)
+        return streamed(_decoded(src, numbers[0]), media)
     parts = (multipart.Part({"Content-Type": form.part_type}, _decoded(src, n)) for n in numbers)
-    return StreamingResponse(multipart.write(parts, boundary), media_type=media)
+    return streamed(multipart.write(parts, boundary), media)
 
 
 def bulk_response(
@@ -168,15 +168,15 @@ def bulk_response(
     ranges = parse_accept(accept)
     if any(r.multipart for r in ranges):
         boundary = multipart.new_boundary()
-        return StreamingResponse(
+        return streamed(
             multipart.write([multipart.Part(headers, body)], boundary),
-            status_code=status,
-            media_type=multipart.content_type(OCTET, boundary),
-            headers={"Content-Range": headers["Content-Range"]} if chosen else None,
+            multipart.content_type(OCTET, boundary),
+            status,
+            {"Content-Range": headers["Content-Range"]} if chosen else None,
         )
     if any(r.matches(OCTET) for r in ranges):
         extra = {"Content-Range": headers["Content-Range"]} if chosen else {}
-        return StreamingResponse(body, status_code=status, media_type=OCTET, headers=extra)
+        return streamed(body, OCTET, status, extra)
     raise NotAcceptable(f"bulk data is served as {OCTET}")
 
 

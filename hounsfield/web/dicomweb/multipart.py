@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hounsfield.errors import ArchiveError
 
 CHUNK = 1024 * 1024
-FLUSH = 1024 * 1024
 MAX_HEADER = 16 * 1024
 
 
@@ -23,10 +22,12 @@ class MalformedMultipart(ArchiveError):
 
 @dataclass(frozen=True)
 class Part:
-    """One part to send: its headers and its body as chunks."""
+    """One part to send: its headers, its body as chunks, and the body's length when it is
+    known before the body is read."""
 
     headers: dict[str, str]
     body: Iterable[bytes]
+    size: int | None = None
 
 
 def new_boundary() -> str:
@@ -52,30 +53,41 @@ def closing(boundary: str) -> bytes:
 
 
 def write(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
-    """The multipart body in pieces of about FLUSH bytes (never much more held in memory).
-
-    Few large pieces matter: each one crosses from the worker thread to the event loop."""
-    out = bytearray()
+    """The multipart body: each part's framing, then its body's chunks as they are (a file's
+    bytes are never joined or copied here; see `hounsfield.web.batched`)."""
+    between = b""
     for part in parts:
-        out += opening(part.headers, boundary)
-        for chunk in part.body:
-            out += chunk
-            if len(out) >= FLUSH:
-                yield bytes(out)
-                out.clear()
-        out += b"\r\n"
-    out += closing(boundary)
-    yield bytes(out)
+        yield between + opening(part.headers, boundary)
+        yield from part.body
+        between = b"\r\n"
+    yield between + closing(boundary)
+
+
+def length(parts: Sequence[Part], boundary: str) -> int | None:
+    """The length of `write(parts, boundary)`, or None when a part's size is not known."""
+    sizes = [part.size for part in parts]
+    if any(size is None for size in sizes):
+        return None
+    framing = sum(len(opening(part.headers, boundary)) + 2 for part in parts)
+    return framing + sum(size or 0 for size in sizes) + len(closing(boundary))
+
+
+class ShortFile(OSError):
+    """A file ended before the bytes the index says it holds."""
 
 
 def file_chunks(path: Path, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-    """A file's bytes (or a range of them) in chunks."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
+    """A file's bytes (or `length` of them from `start`) in chunks; a file shorter than that
+    raises ShortFile (a body whose length was announced must not end early)."""
+    with open(path, "rb", buffering=0) as fh:  # one read() per chunk: nothing to buffer
+        if start:
+            fh.seek(start)
         left = length
         while left is None or left > 0:
             chunk = fh.read(CHUNK if left is None else min(CHUNK, left))
             if not chunk:
+                if left is not None:
+                    raise ShortFile(f"{path} ended {left} bytes early")
                 return
             if left is not None:
                 left -= len(chunk)

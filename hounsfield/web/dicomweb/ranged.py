@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Response
-from fastapi.responses import StreamingResponse
 
+from hounsfield.web.batched import streamed
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.ranges import RangeNotSatisfiable, byte_range
 from hounsfield.web.errors import error_response
@@ -101,9 +101,4 @@ def ranged_response(
     if end - start <= INLINE:  # read here, in the request's worker thread; sent in one piece
         body = b"".join(_slices(pieces, start, end))
         return Response(body, status_code=status, media_type=media_type, headers=headers)
-    return StreamingResponse(
-        _slices(pieces, start, end),
-        status_code=status,
-        media_type=media_type,
-        headers=headers,
-    )
+    return streamed(_slices(pieces, start, end), media_type, status, headers)

@@ -10,6 +10,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from hounsfield.archive.query import Located
 from hounsfield.imaging.transcode import choose, transcode
+from hounsfield.web.batched import streamed
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.accept import MediaRange, parse_accept
 from hounsfield.web.dicomweb.common import NotAcceptable
@@ -43,7 +44,8 @@ def parts(planned: Iterable[tuple[Located, str | None]]) -> Iterator[multipart.P
         headers = {"Content-Type": f"{DICOM}; transfer-syntax={syntax}"}
         if target is None:
             headers["Content-Length"] = str(located.size)
-            yield multipart.Part(headers, multipart.file_chunks(located.readable()))
+            chunks = multipart.file_chunks(located.readable(), 0, located.size)
+            yield multipart.Part(headers, chunks, located.size)
             continue
         try:
             body = transcode(located.readable(), target)
@@ -51,14 +53,19 @@ def parts(planned: Iterable[tuple[Located, str | None]]) -> Iterator[multipart.P
             log.warning("WADO-RS: %s left out: %s", located.sop_instance, exc)
             continue
         headers["Content-Length"] = str(len(body))
-        yield multipart.Part(headers, [body])
+        yield multipart.Part(headers, [body], len(body))
 
 
 def retrieve_response(found: list[Located], accept: str | None) -> StreamingResponse:
-    """The streamed multipart answer for a set of stored objects."""
+    """The streamed multipart answer for a set of stored objects: of announced length when
+    every object goes as stored (the files' bytes are then sent without a copy), chunked when
+    some are transcoded on the way."""
     planned = plan(found, accepted_syntaxes(parse_accept(accept)))
     boundary = multipart.new_boundary()
-    return StreamingResponse(
-        multipart.write(parts(planned), boundary),
-        media_type=multipart.content_type(DICOM, boundary),
-    )
+    media = multipart.content_type(DICOM, boundary)
+    if all(target is None for _, target in planned):
+        listed = list(parts(planned))  # files are opened only as their turn comes
+        total = multipart.length(listed, boundary)
+        headers = {"Content-Length": str(total)} if total is not None else None
+        return streamed(multipart.write(listed, boundary), media, headers=headers)
+    return streamed(multipart.write(parts(planned), boundary), media)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
 from hounsfield.archive.context import Archive
 from hounsfield.imaging.render import MEDIA_TYPES, RenderRequest, Window
 from hounsfield.imaging.transcode import choose, transcode
+from hounsfield.web.batched import streamed
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.common import BadRequest, NotAcceptable, find_one
 from hounsfield.web.dicomweb.rendered import Renderer
@@ -72,9 +72,9 @@ def router(archive: Archive) -> APIRouter:
                 wanted = params.get("transferSyntax") or ExplicitVRLittleEndian
                 target = choose(located.transfer_syntax, [wanted])
                 if target is None:
-                    return StreamingResponse(
-                        multipart.file_chunks(located.readable()),
-                        media_type=DICOM,
+                    return streamed(
+                        multipart.file_chunks(located.readable(), 0, located.size),
+                        DICOM,
                         headers={"Content-Length": str(located.size)},
                     )
                 body = transcode(located.readable(), target)

@@ -14,6 +14,7 @@ from hounsfield.dicomnet.identifiers import retrieve
 from hounsfield.errors import NotFound
 from hounsfield.imaging.transcode import choose
 from hounsfield.sites.virtual_fetch import Fetch, Missing, sources
+from hounsfield.web.batched import streamed
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.accept import parse_accept
 from hounsfield.web.dicomweb.common import uids
@@ -60,7 +61,9 @@ def retrieve_response(
             fetch.close()
 
     boundary = multipart.new_boundary()
-    return StreamingResponse(
+    # One piece per trip: a fetched object goes out as soon as it has arrived.
+    return streamed(
         multipart.write(parts(planned()), boundary),
-        media_type=multipart.content_type(DICOM, boundary),
+        multipart.content_type(DICOM, boundary),
+        size=0,
     )
