@@ -7,6 +7,7 @@ version is the index's current one, so no lock is needed."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -14,7 +15,7 @@ import os
 import struct
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from hounsfield.archive.context import Archive
+from hounsfield.archive.file_cache import FileCache, identity
 from hounsfield.catalog.dicomjson import Unusual, header_json
 from hounsfield.catalog.parse import Encoding, decode_header
 from hounsfield.catalog.partitions import Partition
@@ -49,14 +51,24 @@ FORMAT = 2
 # a black viewport and thumbnail). The document leaves it out, as if unknown; the stored file
 # keeps it.
 SPACINGS = ("00280030", "00181164")
+# Documents read lately, per process: a series' metadata is asked for by every viewer that
+# opens it, and reading it again means decompressing and splitting the whole study's.
+CACHE_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Document:
-    """A study's metadata: one compact DICOM JSON object per line, and who each line is."""
+    """A study's metadata: one compact DICOM JSON object per line, and who each line is;
+    `memo` keeps small bodies made from it (as long as the document is kept)."""
 
     lines: list[bytes]
     index: list[tuple[str, str]]  # (SeriesInstanceUID, SOPInstanceUID) per line
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        """About the bytes it holds."""
+        return sum(len(line) + 120 for line in self.lines)
 
     def select(self, series_uid: str | None = None, sop_uid: str | None = None) -> list[bytes]:
         """The lines of one series or one instance (all lines when neither is given)."""
@@ -92,7 +104,7 @@ def load(archive: Archive, study_uid: str, *, partition: Partition | str | None 
     part = archive.resolve(partition)
     version = _version(archive, part.pk, study_uid)
     path = _path(archive, part.ae_title, study_uid)
-    cached = _read(path, version)
+    cached = _CACHE.get(path, version) or _read(path, version)
     if cached is not None:
         return cached
     with _building(part.pk, study_uid):  # a build running in this process is waited for
@@ -105,6 +117,9 @@ def rebuild(archive: Archive, study_uid: str, *, partition: Partition | str | No
     version = _version(archive, part.pk, study_uid)
     with _building(part.pk, study_uid):
         return len(_build(archive, part.ae_title, study_uid, version).lines)
+
+
+_CACHE: FileCache[Document] = FileCache(CACHE_BYTES)
 
 
 def _building(partition_pk: int, study_uid: str) -> threading.Lock:
@@ -142,7 +157,9 @@ def _version(archive: Archive, partition_pk: int, study_uid: str) -> list[Any]:
 
 def _read(path: Path, version: list[Any]) -> Document | None:
     try:
-        body = gzip.decompress(path.read_bytes())
+        with open(path, "rb") as fh:
+            ident = identity(os.fstat(fh.fileno()))
+            body = gzip.decompress(fh.read())
         head, _, body = body.partition(b"\n")
         meta = json.loads(head)
         if meta.get("version") != version or meta.get("format") != FORMAT:
@@ -153,7 +170,9 @@ def _read(path: Path, version: list[Any]) -> Document | None:
     index = [(se, sop) for se, sop in meta["instances"]]
     if len(lines) != len(index):
         return None
-    return Document([line.rstrip(b",") for line in lines], index)
+    document = Document([line.rstrip(b",") for line in lines], index)
+    _CACHE.put(path, ident, version, document, document.size)
+    return document
 
 
 def _build(archive: Archive, partition: str, study_uid: str, version: list[Any]) -> Document:
@@ -189,12 +208,14 @@ def _build(archive: Archive, partition: str, study_uid: str, version: list[Any])
         index.append((series_uid, sop_uid))
     head = json.dumps({"version": version, "format": FORMAT, "instances": index}).encode()
     body = head + b"\n[\n" + b",\n".join(lines) + b"\n]"
-    write_atomic(
-        _path(archive, partition, study_uid),
-        (gzip.compress(body, compresslevel=1),),
-        fsync=archive.settings.fsync,
-    )
-    return Document(lines, index)
+    path = _path(archive, partition, study_uid)
+    write_atomic(path, (gzip.compress(body, compresslevel=1),), fsync=archive.settings.fsync)
+    document = Document(lines, index)
+    with contextlib.suppress(OSError):  # gone already: the next reader builds it again
+        # Another process's build may have replaced it since: that file's version is
+        # checked against the index as this one's is.
+        _CACHE.put(path, identity(os.stat(path)), version, document, document.size)
+    return document
 
 
 def _line(obj: dict[str, Any]) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hounsfield.archive.context import Archive
@@ -21,6 +21,7 @@ from hounsfield.catalog.matching import condition
 from hounsfield.catalog.parse import Encoding, decode_header
 from hounsfield.catalog.partitions import Partition
 from hounsfield.db import engine as db
+from hounsfield.db.prepared import Prepared
 from hounsfield.db.tables import file, filesystem, instance, patient, series, study
 from hounsfield.dicomnet import preencoded
 from hounsfield.errors import InvalidDataset
@@ -478,6 +479,25 @@ def _needs_utf8(values: list[preencoded.Element]) -> bool:
     return False
 
 
+_LOCATED_COLUMNS = (
+    instance.c.sop_cuid,
+    instance.c.sop_iuid,
+    file.c.transfer_syntax,
+    filesystem.c.path,
+    file.c.path,
+    file.c.size,
+    file.c.checksum,
+)
+# Per instance, the first copy is read: a readable filesystem before a write-only one, the
+# primary before its mirror, then the fastest tier.
+_COPY_ORDER = (
+    filesystem.c.write_only,
+    filesystem.c.mirror_of_pk.is_not(None),
+    filesystem.c.tier,
+    file.c.pk,
+)
+
+
 def locate(
     archive: Archive, identifier: Dataset, *, partition: Partition | str | None = None
 ) -> list[Located]:
@@ -494,30 +514,47 @@ def locate(
     ):
         raise InvalidDataset("a retrieve needs the unique key of its level")
     stmt = (
-        select(
-            instance.c.sop_cuid,
-            instance.c.sop_iuid,
-            file.c.transfer_syntax,
-            filesystem.c.path,
-            file.c.path,
-            file.c.size,
-            file.c.checksum,
-        )
+        select(*_LOCATED_COLUMNS)
         .select_from(INSTANCE_FILES.join(patient, patient.c.pk == study.c.patient_pk))
         .where(study.c.partition_pk == partition_pk, *conds)
-        # per instance, the first copy is read: a readable filesystem before a write-only one,
-        # the primary before its mirror, then the fastest tier
-        .order_by(
-            series.c.pk,
-            instance.c.pk,
-            filesystem.c.write_only,
-            filesystem.c.mirror_of_pk.is_not(None),
-            filesystem.c.tier,
-            file.c.pk,
-        )
+        .order_by(series.c.pk, instance.c.pk, *_COPY_ORDER)
     )
     with db.read(archive.engine) as conn:
         rows = conn.execute(stmt).all()
+    return _located(rows)
+
+
+# One instance by its three UIDs (a WADO-RS instance, frame or rendered URL): its copies in
+# reading order, as `locate` orders them.
+_INSTANCE_COPIES = Prepared(
+    select(*_LOCATED_COLUMNS)
+    .select_from(INSTANCE_FILES)
+    .where(
+        instance.c.sop_iuid == bindparam("b_sop"),
+        series.c.series_iuid == bindparam("b_series"),
+        study.c.study_iuid == bindparam("b_study"),
+        study.c.partition_pk == bindparam("b_part"),
+    )
+    .order_by(*_COPY_ORDER)
+)
+
+
+def locate_instance(
+    archive: Archive, study_uid: str, series_uid: str, sop_uid: str, partition_pk: int
+) -> Located | None:
+    """The stored object with these UIDs in a partition (valid UIDs), as `locate` gives it;
+    None when there is none. One statement on the driver: frames are asked for by the
+    hundred per series."""
+    values = {"b_sop": sop_uid, "b_series": series_uid, "b_study": study_uid}
+    with db.read(archive.engine) as conn:
+        rows = _INSTANCE_COPIES.all(conn, values | {"b_part": partition_pk})
+    found = _located(rows)
+    return found[0] if found else None
+
+
+def _located(rows: Sequence[Sequence[Any]]) -> list[Located]:
+    """Located objects from rows of `_LOCATED_COLUMNS` in reading order (several copies of
+    an object in a row: the first is read, the others with its checksum are fallbacks)."""
     out: list[Located] = []
     seen: set[str] = set()
     first: tuple[str, str] | None = None  # (SOP Instance UID, checksum) of out[-1]

@@ -121,6 +121,14 @@ class Prepared:
             cursor.close()
         return None if row is None else tuple(row)
 
+    def all(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row the statement returns."""
+        cursor = self._run(conn, values)
+        try:
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     def scalar(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """The first column of the first row, or None."""
         row = self.first(conn, values)

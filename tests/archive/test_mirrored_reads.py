@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hounsfield.archive.commit import PROCESSING_FAILURE
 from hounsfield.archive.commit import verify as commitment
 from hounsfield.archive.context import Archive
-from hounsfield.archive.query import Located, locate
+from hounsfield.archive.query import Located, locate, locate_instance
 from hounsfield.db import engine as db
 from hounsfield.db.tables import study
 from hounsfield.lifecycle.archive_copy import copy_to_tier
@@ -44,6 +44,11 @@ def test_reading_order_primary_mirror_then_tier_copies(archive: Archive, tmp_pat
     assert found.path == primary.file
     assert found.fallbacks == (rows[mirror].file, rows[t3.resolve()].file)
     assert found.readable() == primary.file
+    # An instance URL's own statement finds the same copies in the same order.
+    uids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), sop)
+    assert locate_instance(archive, *uids, archive.resolve(None).pk) == found
+    assert locate_instance(archive, uids[0], uids[0], sop, archive.resolve(None).pk) is None
+    assert locate_instance(archive, *uids, archive.resolve(None).pk + 99) is None
 
     primary.file.unlink()
     assert _locate(archive, sop).readable() == rows[mirror].file

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.query import Located, locate
+from hounsfield.archive.query import Located, locate, locate_instance
 from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet.identifiers import retrieve
 from hounsfield.errors import ArchiveError, NotFound
@@ -73,7 +73,11 @@ def find_objects(
 ) -> list[Located]:
     """The stored objects a retrieve URL names in `partition`; NotFound when there are none."""
     study, series, sop = uids(study, series, sop)
-    found = locate(archive, retrieve(study, series, sop), partition=partition)
+    if series is not None and sop is not None:
+        one = locate_instance(archive, study, series, sop, partition.pk)
+        found = [one] if one is not None else []
+    else:
+        found = locate(archive, retrieve(study, series, sop), partition=partition)
     if not found:
         raise NotFound(f"nothing stored under {'/'.join(u for u in (study, series, sop) if u)}")
     return found

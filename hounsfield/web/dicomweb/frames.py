@@ -16,7 +16,6 @@ from hounsfield.imaging.pixels import (
     PIXEL_DATA,
     PixelSource,
     native_frame,
-    open_source,
     stored_frame,
 )
 from hounsfield.web.batched import streamed
@@ -32,6 +31,7 @@ from hounsfield.web.dicomweb.ranged import (
     strong_etag,
 )
 from hounsfield.web.dicomweb.ranges import byte_range
+from hounsfield.web.dicomweb.sources import pixel_source
 from hounsfield.web.dicomweb.tenant import AtPartition
 
 OCTET = "application/octet-stream"
@@ -191,7 +191,7 @@ def router(archive: Archive) -> APIRouter:
     ) -> Response:
         numbers = frame_numbers(frames)
         located = find_one(archive, partition, study, series, sop)
-        src = open_source(located.readable())
+        src = pixel_source(located.readable())
         accept = request.query_params.get("accept") or request.headers.get("accept")
         return frames_response(src, numbers, accept, request.headers)
 
@@ -203,7 +203,7 @@ def router(archive: Archive) -> APIRouter:
         stored = find_one(archive, partition, study, series, sop).readable()
         src = None
         if path == [PIXEL_DATA]:
-            src = open_source(stored)
+            src = pixel_source(stored)
             value = Value(stored, src.offset or 0, src.length)
         else:
             value = find_value(stored, path)

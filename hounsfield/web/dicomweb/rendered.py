@@ -11,10 +11,10 @@ from hounsfield.archive.query import Located
 from hounsfield.catalog.partitions import Partition
 from hounsfield.errors import NotFound
 from hounsfield.imaging.cache import RenderCache
-from hounsfield.imaging.pixels import open_source
 from hounsfield.imaging.render import MEDIA_TYPES, RenderRequest, Window, render
 from hounsfield.web.dicomweb.accept import parse_accept
 from hounsfield.web.dicomweb.common import BadRequest, NotAcceptable, find_objects
+from hounsfield.web.dicomweb.sources import pixel_source
 from hounsfield.web.dicomweb.tenant import AtPartition
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class Renderer:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, "cache"
-        src = open_source(stored)
+        src = pixel_source(stored)
         if not 1 <= frame <= src.frames:
             raise NotFound(f"frame {frame} does not exist: the object has {src.frames}")
         data, decoded = render(src, frame - 1, request)

@@ -19,29 +19,51 @@ from hounsfield.web.dicomweb.common import (
     find_objects,
     uids,
 )
-from hounsfield.web.dicomweb.packed import json_response
+from hounsfield.web.dicomweb.packed import json_response, takes_gzip
 from hounsfield.web.dicomweb.streamed import retrieve_response
 from hounsfield.web.dicomweb.tenant import AtPartition
 
 log = logging.getLogger(__name__)
 
 
-def metadata_body(
-    archive: Archive,
-    partition: Partition,
-    study: str,
-    series: str | None,
-    sop: str | None,
-    base: str,
+MEMO_ENTRIES = 64  # gzip'd bodies kept per study document (series x DICOMweb roots seen)
+
+
+def _body(
+    document: metadata.Document, study: str, series: str | None, sop: str | None, base: str
 ) -> bytes:
-    """The DICOM JSON metadata of a study, series or instance from the study document;
-    bulk data URIs point under `base`, the partition's DICOMweb root."""
-    study, series, sop = uids(study, series, sop)
-    lines = metadata.load(archive, study, partition=partition).select(series, sop)
+    lines = document.select(series, sop)
     if not lines:
         raise NotFound(f"nothing stored under {'/'.join(u for u in (study, series, sop) if u)}")
     body = b"[" + b",".join(lines) + b"]"
     return body.replace(metadata.RELATIVE_URI, b'"BulkDataURI":"' + base.encode() + b"/studies/")
+
+
+def metadata_response(
+    archive: Archive,
+    partition: Partition,
+    ids: tuple[str, str | None, str | None],
+    base: str,
+    accept_encoding: str | None,
+) -> Response:
+    """The metadata answer; a gzip'd body is made once per document, series and root."""
+    study, series, sop = uids(*ids)
+    document = metadata.load(archive, study, partition=partition)
+    if not takes_gzip(accept_encoding):
+        return json_response(_body(document, study, series, sop, base), DICOM_JSON, None)
+    key = (series, sop, base)
+    made = document.memo.get(key)
+    if made is None:
+        response = json_response(
+            _body(document, study, series, sop, base), DICOM_JSON, accept_encoding
+        )
+        made = (response.body, response.headers.get("content-encoding"))
+        if len(document.memo) >= MEMO_ENTRIES:
+            document.memo.clear()
+        document.memo[key] = made
+    body, encoding = made
+    headers = {"Vary": "Accept-Encoding"} | ({"Content-Encoding": encoding} if encoding else {})
+    return Response(body, media_type=DICOM_JSON, headers=headers)
 
 
 def router(archive: Archive) -> APIRouter:
@@ -70,8 +92,9 @@ def router(archive: Archive) -> APIRouter:
         sop: str | None = None,
     ) -> Response:
         _check_json(request.headers.get("accept"))
-        body = metadata_body(archive, partition, study, series, sop, base_url(request))
-        return json_response(body, DICOM_JSON, request.headers.get("accept-encoding"))
+        encoding = request.headers.get("accept-encoding")
+        ids = (study, series, sop)
+        return metadata_response(archive, partition, ids, base_url(request), encoding)
 
     @api.get("/studies/{study}")
     def get_study(request: Request, partition: AtPartition, study: str) -> Response:
