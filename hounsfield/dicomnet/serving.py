@@ -41,9 +41,11 @@ class _NotEstablished:
 
 
 def winding_down(assoc: Association) -> bool:
-    """Whether an association is released or aborted (or its A-RELEASE-RP is queued) while
-    its thread may still be running: it no longer holds a place under the limit."""
-    return bool(assoc.is_released or assoc.is_aborted or getattr(assoc, "_sent_release", False))
+    """Whether an association is released, aborted or rejected (or its A-RELEASE-RP is
+    queued) while its thread may still be running: it no longer holds a place under the
+    limit."""
+    ended = assoc.is_released or assoc.is_aborted or assoc.is_rejected
+    return bool(ended or getattr(assoc, "_sent_release", False))
 
 
 class ServingAE(AE):

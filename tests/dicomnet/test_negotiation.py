@@ -99,10 +99,12 @@ def test_a_peer_connecting_again_is_answered_from_what_was_decided(
     ae.maximum_associations = 10
     server.server.ae.maximum_associations = 1
     first = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
-    second = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
     try:
-        assert first.is_established and second.is_rejected
-        rejection = second.acceptor.primitive
-        assert (rejection.result, rejection.result_source, rejection.diagnostic) == (2, 3, 2)
+        assert first.is_established
+        # echoscu, not pynetdicom: a pynetdicom requestor whose thread is slow to wake may
+        # take a rejection that came at once for a failed connection (an abort).
+        second = run("echoscu", *echo)
+        assert second.returncode != 0
+        assert "Rejected Transient" in second.stderr and "Local Limit Exceeded" in second.stderr
     finally:
         first.release()

@@ -145,7 +145,7 @@ class DirectAssociation(threading.Thread):
             local = ("", 0)
         self.requestor = Peer("", str(host), int(port))
         self.acceptor = Peer(str(server.ae_title).strip(), str(local[0]), int(local[1]))
-        self.is_established = self.is_released = self.is_aborted = False
+        self.is_established = self.is_released = self.is_aborted = self.is_rejected = False
         self.contexts: dict[int, PresentationContextTuple] = {}  # accepted, as pynetdicom's
         self.peer_max_pdu = 0
         self.cancels: set[int] = set()  # message IDs a C-CANCEL has arrived for
@@ -231,6 +231,7 @@ class DirectAssociation(threading.Thread):
             rj = A_ASSOCIATE_RJ()
             rj.from_primitive(answer)
             self.send(rj.encode())
+            self.is_rejected = True  # no longer counted against the association limit
             self._notify(evt.EVT_REJECTED)
             return False
         self.contexts = dict(found.contexts)
