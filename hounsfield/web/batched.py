@@ -8,7 +8,7 @@ Python, for a few trips per response.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 
 import anyio.to_thread
 from fastapi.responses import StreamingResponse
@@ -27,7 +27,7 @@ def _take(pieces: Iterator[bytes], size: int) -> list[bytes]:
     return batch
 
 
-async def batched(pieces: Iterator[bytes], size: int = BATCH) -> AsyncIterator[bytes]:
+async def batched(pieces: Iterator[bytes], size: int = BATCH) -> AsyncGenerator[bytes, None]:
     """`pieces` in order, read in a worker thread about `size` bytes per trip (at least one
     piece: `size` 0 sends each piece as soon as it is read)."""
     try:

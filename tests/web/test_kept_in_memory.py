@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,6 +15,7 @@ from pydicom import dcmread
 
 from hounsfield.archive import metadata
 from hounsfield.archive.context import Archive
+from hounsfield.imaging.pixels import PixelSource
 from hounsfield.lifecycle.compress import compress_study_uid
 from hounsfield.web.dicomweb import sources
 from tests.data import local
@@ -72,7 +74,12 @@ def test_a_multi_frame_header_is_read_once_for_its_frames(
     study, series, sop = _ids("emri_small.dcm")
     opened: list[object] = []
     real = sources.open_source
-    monkeypatch.setattr(sources, "open_source", lambda path: opened.append(path) or real(path))
+
+    def counted(path: Path) -> PixelSource:
+        opened.append(path)
+        return real(path)
+
+    monkeypatch.setattr(sources, "open_source", counted)
     base = f"{web}/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames"
     bodies = [requests.get(f"{base}/{n}", headers=FRAME).content for n in range(1, 11)]
     assert len(opened) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +22,10 @@ class MalformedMultipart(ArchiveError):
 
 @dataclass(frozen=True)
 class Part:
-    """One part to send: its headers, its body as chunks, and the body's length when it is
-    known before the body is read."""
+    """One part to send: its headers and its body as chunks."""
 
     headers: dict[str, str]
     body: Iterable[bytes]
-    size: int | None = None
 
 
 def new_boundary() -> str:
@@ -61,15 +59,6 @@ def write(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
         yield from part.body
         between = b"\r\n"
     yield between + closing(boundary)
-
-
-def length(parts: Sequence[Part], boundary: str) -> int | None:
-    """The length of `write(parts, boundary)`, or None when a part's size is not known."""
-    sizes = [part.size for part in parts]
-    if any(size is None for size in sizes):
-        return None
-    framing = sum(len(opening(part.headers, boundary)) + 2 for part in parts)
-    return framing + sum(size or 0 for size in sizes) + len(closing(boundary))
 
 
 class ShortFile(OSError):

@@ -67,7 +67,8 @@ def _listed(header: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _slices(pieces: list[Piece], start: int, end: int) -> Iterator[bytes]:
+def slices(pieces: list[Piece], start: int, end: int) -> Iterator[bytes]:
+    """The bytes of the body the pieces make, from `start` to `end` (exclusive)."""
     at = 0
     for piece in pieces:
         lo, hi = max(start, at), min(end, at + piece.length)
@@ -99,6 +100,6 @@ def ranged_response(
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
     status = 206 if chosen else 200
     if end - start <= INLINE:  # read here, in the request's worker thread; sent in one piece
-        body = b"".join(_slices(pieces, start, end))
+        body = b"".join(slices(pieces, start, end))
         return Response(body, status_code=status, media_type=media_type, headers=headers)
-    return streamed(_slices(pieces, start, end), media_type, status, headers)
+    return streamed(slices(pieces, start, end), media_type, status, headers)

@@ -14,6 +14,7 @@ from hounsfield.web.batched import streamed
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.accept import MediaRange, parse_accept
 from hounsfield.web.dicomweb.common import NotAcceptable
+from hounsfield.web.dicomweb.ranged import from_file, multipart_pieces, slices
 
 log = logging.getLogger(__name__)
 DICOM = "application/dicom"
@@ -37,23 +38,23 @@ def plan(found: list[Located], accepted: list[str]) -> list[tuple[Located, str |
     return [(located, choose(located.transfer_syntax, accepted)) for located in found]
 
 
+def _headers(syntax: str, size: int) -> dict[str, str]:
+    return {"Content-Type": f"{DICOM}; transfer-syntax={syntax}", "Content-Length": str(size)}
+
+
 def parts(planned: Iterable[tuple[Located, str | None]]) -> Iterator[multipart.Part]:
     """One multipart part per object: its stored bytes, or transcoded to `target`."""
     for located, target in planned:
-        syntax = target or located.transfer_syntax
-        headers = {"Content-Type": f"{DICOM}; transfer-syntax={syntax}"}
         if target is None:
-            headers["Content-Length"] = str(located.size)
             chunks = multipart.file_chunks(located.readable(), 0, located.size)
-            yield multipart.Part(headers, chunks, located.size)
+            yield multipart.Part(_headers(located.transfer_syntax, located.size), chunks)
             continue
         try:
             body = transcode(located.readable(), target)
         except Exception as exc:  # the stream has started: leave this object out, say why
             log.warning("WADO-RS: %s left out: %s", located.sop_instance, exc)
             continue
-        headers["Content-Length"] = str(len(body))
-        yield multipart.Part(headers, [body], len(body))
+        yield multipart.Part(_headers(target, len(body)), [body])
 
 
 def retrieve_response(found: list[Located], accept: str | None) -> StreamingResponse:
@@ -63,9 +64,15 @@ def retrieve_response(found: list[Located], accept: str | None) -> StreamingResp
     planned = plan(found, accepted_syntaxes(parse_accept(accept)))
     boundary = multipart.new_boundary()
     media = multipart.content_type(DICOM, boundary)
-    if all(target is None for _, target in planned):
-        listed = list(parts(planned))  # files are opened only as their turn comes
-        total = multipart.length(listed, boundary)
-        headers = {"Content-Length": str(total)} if total is not None else None
-        return streamed(multipart.write(listed, boundary), media, headers=headers)
+    if all(target is None for _, target in planned):  # files opened only as their turn comes
+        stored = [
+            (
+                _headers(located.transfer_syntax, located.size),
+                [from_file(located.readable(), 0, located.size)],
+            )
+            for located, _ in planned
+        ]
+        pieces = multipart_pieces(stored, boundary)
+        total = sum(piece.length for piece in pieces)
+        return streamed(slices(pieces, 0, total), media, headers={"Content-Length": str(total)})
     return streamed(multipart.write(parts(planned), boundary), media)
