@@ -27,8 +27,8 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
-# A node with several DIMSE processes (hounsfield.node.dimse_pool) shows their values added
-# to the listener's own: each process reports a snapshot of the metrics above.
+# A node with several processes (hounsfield.node.children) shows their values added to
+# each process's own: each process reports a snapshot of the metrics above.
 OWN = (
     INSTANCES_RECEIVED,
     BYTES_RECEIVED,
@@ -58,6 +58,11 @@ def snapshot() -> Snapshot:
 def add_snapshot_source(source: Callable[[], Iterable[Snapshot]]) -> None:
     """Add the snapshots `source` returns to what /metrics shows."""
     _SOURCES.append(source)
+
+
+def snapshot_sources() -> list[Callable[[], Iterable[Snapshot]]]:
+    """The sources added with `add_snapshot_source`."""
+    return list(_SOURCES)
 
 
 class _NodeCollector(Collector):

@@ -168,6 +168,7 @@ class Settings(BaseSettings):
     # default). GET and HEAD requests take as many turns at once, a client with nothing
     # else outstanding first, the others client by client (web/fair.py).
     http_threads: int = Field(default=8, ge=1)
+    http_processes: int = Field(default=0, ge=0)  # 0: one per CPU, at most two
 
     storage_capacity_bytes: int | None = None
     storage_reserve_bytes: int = 64 * 1024 * 1024
@@ -287,6 +288,11 @@ class Settings(BaseSettings):
     def dimse_process_count(self) -> int:
         """How many processes serve DICOM connections (`dimse_processes`, 0: auto)."""
         return self.dimse_processes or min(2, os.cpu_count() or 1)
+
+    @property
+    def http_process_count(self) -> int:
+        """How many processes answer HTTP requests (`http_processes`, 0: auto)."""
+        return self.http_processes or min(2, os.cpu_count() or 1)
 
     @property
     def storage_dir(self) -> Path:

@@ -9,8 +9,6 @@ import socket
 import threading
 from types import FrameType
 
-import uvicorn
-
 from hounsfield import __version__
 from hounsfield.archive.context import Archive
 from hounsfield.catalog import partitions
@@ -18,10 +16,11 @@ from hounsfield.cluster.heartbeat import Heartbeat
 from hounsfield.cluster.nodes import NodeInfo
 from hounsfield.cluster.singleton import Singleton
 from hounsfield.db import engine as db
-from hounsfield.dicomnet.tls import harden, https_options
 from hounsfield.dimse.server import DimseServer
 from hounsfield.metrics import ACTIVE_ASSOCIATIONS_NAME, NODE_REGISTRY
 from hounsfield.node.dimse_pool import DimseProcesses
+from hounsfield.node.http_pool import HttpProcesses
+from hounsfield.node.http_server import http_server, listening_socket
 from hounsfield.node.process import open_pool_process, open_process
 from hounsfield.rules.saved import apply_declared as apply_rules
 from hounsfield.scheduled.scheduler import Scheduler
@@ -30,7 +29,6 @@ from hounsfield.sites.devices import apply_declared as apply_devices
 from hounsfield.sites.reconcile_schedule import apply_declared as apply_reconcile_jobs
 from hounsfield.storage.tiers import apply_declared as apply_filesystems
 from hounsfield.web.app import create_app
-from hounsfield.web.header_deadline import header_deadline_protocol
 from hounsfield.workers.runner import Worker
 
 log = logging.getLogger(__name__)
@@ -104,23 +102,19 @@ def serve(settings: Settings) -> None:
         if settings.scheduler
         else None
     )
-    http_config = uvicorn.Config(
-        create_app(archive, condition=lambda: heartbeat.condition),
-        host=settings.host,
-        port=settings.http_port,
-        log_level="warning",
-        access_log=False,
-        http=header_deadline_protocol(settings.http_header_timeout),
-        **https_options(settings),
-    )
-    if http_config.is_ssl:  # uvicorn's context: TLS 1.2 and newer, the node's ciphers
-        http_config.load()
-        assert http_config.ssl is not None
-        harden(http_config.ssl, settings)
-    http = uvicorn.Server(http_config)
-    # Off the main thread uvicorn leaves signals alone: this function owns the shutdown.
+    http_count = settings.http_process_count
+    http_processes = HttpProcesses(settings, http_count) if http_count > 1 else None
+    counts = http_processes.counts(0) if http_processes is not None else None
+    http = http_server(create_app(archive, lambda: heartbeat.condition, counts), settings)
+    listener: socket.socket | None = None
     web = threading.Thread(target=http.run, name="http", daemon=True)
     try:
+        # One socket for every HTTP process; off the main thread uvicorn leaves signals
+        # alone: this function owns the shutdown.
+        listener = listening_socket(http)
+        web = threading.Thread(
+            target=http.run, kwargs={"sockets": [listener]}, name="http", daemon=True
+        )
         if worker.threads:
             worker.start()
         if scheduler is not None:
@@ -130,7 +124,9 @@ def serve(settings: Settings) -> None:
         dimse.start(processes.dispatch if processes is not None else None)
         heartbeat.start(_info(settings, dimse.port, runs))
         web.start()
-        scheme = "HTTPS" if http_config.is_ssl else "HTTP"
+        if http_processes is not None:
+            http_processes.start(listener)
+        scheme = "HTTPS" if http.config.is_ssl else "HTTP"
         log.info("%s listening on %s:%d", scheme, settings.host, settings.http_port)
         while not stop.wait(0.5):
             if not web.is_alive():
@@ -145,8 +141,12 @@ def serve(settings: Settings) -> None:
         dimse.stop()
         if processes is not None:
             processes.stop(grace_seconds=10.0)
+        if http_processes is not None:
+            http_processes.stop(grace_seconds=10.0)
         if web.ident is not None:  # started
             web.join(timeout=10)
+        if listener is not None:
+            listener.close()
         heartbeat.stop()
         node.close()
         for sig, handler in previous.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import signal
@@ -15,16 +14,11 @@ from pynetdicom import evt
 from hounsfield.cluster.heartbeat import DrainFlag
 from hounsfield.dicomnet.handoff import LoadBoard
 from hounsfield.dimse.server import DimseServer
-from hounsfield.metrics import snapshot
 from hounsfield.node import logs
+from hounsfield.node.child_link import close_link, report, send_snapshot
+from hounsfield.node.children import MESSAGE_BYTES
 from hounsfield.node.process import open_process
 from hounsfield.settings import Settings
-
-REPORT_SECONDS = 1.0
-# Associations that end within this of one another are reported together: a snapshot cost
-# this process and the listener about 1 ms, a tenth of a short C-FIND association's work.
-COALESCE_SECONDS = 0.2
-MESSAGE_BYTES = 1 << 20  # largest message on the link (a metrics snapshot is ~20 KB)
 
 
 def child_main(
@@ -38,7 +32,7 @@ def child_main(
     """A DIMSE process: serve the connections the listener hands over until it goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener too; it decides
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: _close_link(link))
+    signal.signal(signal.SIGTERM, lambda *_: close_link(link))
     logs.configure(log_level)
     node = open_process(settings)
     archive = node.archive
@@ -49,7 +43,7 @@ def child_main(
     changed = threading.Event()  # an association ended: report without waiting
     assert server.server is not None
     server.server.bind(evt.EVT_CONN_CLOSE, lambda _event: changed.set())
-    reporter = threading.Thread(target=_report, args=(link, stopping, changed), daemon=True)
+    reporter = threading.Thread(target=report, args=(link, stopping, changed), daemon=True)
     reporter.start()
     link.sendall(b"ready")
     try:
@@ -67,24 +61,5 @@ def child_main(
         stopping.set()
         changed.set()
         reporter.join(timeout=2)
-        _send_snapshot(link)
+        send_snapshot(link)
         node.close()
-
-
-def _close_link(link: socket.socket) -> None:
-    """SIGTERM: take no more connections; the ones being served finish."""
-    with contextlib.suppress(OSError):
-        link.shutdown(socket.SHUT_RD)
-
-
-def _report(link: socket.socket, stopping: threading.Event, changed: threading.Event) -> None:
-    while not stopping.is_set():
-        if changed.wait(REPORT_SECONDS):
-            stopping.wait(COALESCE_SECONDS)
-        changed.clear()
-        _send_snapshot(link)
-
-
-def _send_snapshot(link: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        link.send(json.dumps(snapshot()).encode())

@@ -27,15 +27,20 @@ from hounsfield.web.audit import AuditTrailMiddleware
 from hounsfield.web.auth import Gate
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
 from hounsfield.web.errors import install as install_error_handlers
-from hounsfield.web.fair import FairTurns
+from hounsfield.web.fair import Counts, FairTurns
 from hounsfield.web.ui import login as ui_login
 from hounsfield.web.ui import mount as mount_ui
 from hounsfield.web.viewer.routes import mount as mount_viewer
 
 
-def create_app(archive: Archive, condition: Callable[[], Condition] | None = None) -> FastAPI:
+def create_app(
+    archive: Archive,
+    condition: Callable[[], Condition] | None = None,
+    counts: Counts | None = None,
+) -> FastAPI:
     """The HTTP application bound to one archive (and to the node's last heartbeat, which
-    says whether it drains)."""
+    says whether it drains); `counts`: each client's outstanding requests over all of the
+    node's HTTP processes, when it has several (see `web.fair`)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -75,5 +80,5 @@ def create_app(archive: Archive, condition: Callable[[], Condition] | None = Non
     mount_viewer(app, archive)  # last: its fallback answers only what no other route does
     # Outermost: a request waits for its turn before anything else (sign-in checks included)
     # runs for it, and holds one of the handler threads' worth of turns.
-    app.add_middleware(FairTurns, slots=archive.settings.http_threads)
+    app.add_middleware(FairTurns, slots=archive.settings.http_threads, counts=counts)
     return app

@@ -1,13 +1,20 @@
 """Fair turns for HTTP reads: when every turn is taken, a client with nothing else outstanding
 goes first and the rest take turns client by client, so a viewer opening a study does not
-wait behind other viewers' prefetch."""
+wait behind other viewers' prefetch.
+
+A node with several HTTP processes counts a client's outstanding requests over all of them
+(`SharedCounts`): a viewer's six connections land in different processes, and a prefetch
+with one connection in a process would otherwise look there like a viewer opening a study.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Hashable
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,23 +30,57 @@ def client_of(scope: Scope) -> Hashable:
     return host, credentials
 
 
+class Counts(Protocol):
+    """A client's requests running or waiting (in this process, or in all of the node's)."""
+
+    def add(self, client: Hashable, delta: int) -> int:
+        """Count `delta` more requests for `client`; how many there were before."""
+
+
+class LocalCounts(dict[Hashable, int]):
+    """Counted in this process alone."""
+
+    def add(self, client: Hashable, delta: int) -> int:
+        before = self.get(client, 0)
+        if before + delta:
+            self[client] = before + delta
+        else:
+            del self[client]
+        return before
+
+
+class SharedCounts:
+    """Counted over all of a node's HTTP processes: in shared memory (`table`, made by the
+    node), one row of `slots` counters per process, a client counted in the slot its address
+    and credentials hash to (two clients that share a slot share a count). A process writes
+    only its own row, so no lock is needed; the node zeroes the row of a process that died."""
+
+    def __init__(self, table: Any, process: int, processes: int, slots: int) -> None:
+        self.table, self.process, self.processes, self.slots = table, process, processes, slots
+
+    def add(self, client: Hashable, delta: int) -> int:
+        slot = zlib.crc32(repr(client).encode()) % self.slots
+        before = sum(self.table[p * self.slots + slot] for p in range(self.processes))
+        self.table[self.process * self.slots + slot] += delta
+        return before
+
+
 class Turns:
     """At most `slots` requests at once; when all are taken, waiting requests get the next
     free one in this order: first those of a client that had nothing else outstanding when
     they came (in order of arrival), then the others one client at a time, round robin
     (in each client's order of arrival)."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, counts: Counts | None = None) -> None:
         self.free = slots
-        self.outstanding: dict[Hashable, int] = {}  # running or waiting, per client
+        self.outstanding: Counts = counts if counts is not None else LocalCounts()
         self.alone: deque[asyncio.Future[None]] = deque()
         self.rounds: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
 
     async def take(self, client: Hashable) -> None:
         """Wait for a turn (counted for `client` until `done`; call `give_back` once the
         turn is no longer needed)."""
-        before = self.outstanding.get(client, 0)
-        self.outstanding[client] = before + 1
+        before = self.outstanding.add(client, 1)
         if self.free > 0 and not self.alone and not self.rounds:
             self.free -= 1
             return
@@ -67,11 +108,7 @@ class Turns:
 
     def done(self, client: Hashable) -> None:
         """One request of `client` is over."""
-        left = self.outstanding[client] - 1
-        if left:
-            self.outstanding[client] = left
-        else:
-            del self.outstanding[client]
+        self.outstanding.add(client, -1)
 
     def _next(self) -> asyncio.Future[None] | None:
         while self.alone:
@@ -97,9 +134,9 @@ class FairTurns:
     """ASGI middleware: GET and HEAD requests wait for a turn (see `Turns`) and hold it until
     their answer starts; a streamed body is sent, at the client's pace, outside the turns."""
 
-    def __init__(self, app: ASGIApp, slots: int) -> None:
+    def __init__(self, app: ASGIApp, slots: int, counts: Counts | None = None) -> None:
         self.app = app
-        self.turns = Turns(slots)
+        self.turns = Turns(slots, counts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from hounsfield.node import dimse_child
+from hounsfield.node import child_link
 
 
 def _reports(link: socket.socket, until: float) -> list[float]:
@@ -15,7 +15,7 @@ def _reports(link: socket.socket, until: float) -> list[float]:
     while (left := until - time.monotonic()) > 0:
         link.settimeout(left)
         try:
-            if link.recv(dimse_child.MESSAGE_BYTES):
+            if link.recv(child_link.MESSAGE_BYTES):
                 seen.append(time.monotonic())
         except TimeoutError:
             break
@@ -26,11 +26,11 @@ def test_associations_ending_together_are_reported_together() -> None:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     stopping, changed = threading.Event(), threading.Event()
     reporter = threading.Thread(
-        target=dimse_child._report, args=(theirs, stopping, changed), daemon=True
+        target=child_link.report, args=(theirs, stopping, changed), daemon=True
     )
     reporter.start()
     seen: list[float] = []
-    window = 0.4 + dimse_child.COALESCE_SECONDS + 0.5
+    window = 0.4 + child_link.COALESCE_SECONDS + 0.5
     reader = threading.Thread(
         target=lambda: seen.extend(_reports(ours, time.monotonic() + window)), daemon=True
     )
@@ -44,10 +44,10 @@ def test_associations_ending_together_are_reported_together() -> None:
         reader.join(timeout=window + 5)
         during = [t for t in seen if t <= last_change]
         # one report per window at most (a busy machine stretches the 0.4 s), not one per end
-        most = int((last_change - start) / dimse_child.COALESCE_SECONDS) + 2
+        most = int((last_change - start) / child_link.COALESCE_SECONDS) + 2
         assert 1 <= len(during) <= most, f"{len(during)} reports for 20 ends"
         assert seen and seen[-1] > last_change, "the last end was not reported"
-        assert seen[0] - start < dimse_child.COALESCE_SECONDS + 0.3, "the first end waited"
+        assert seen[0] - start < child_link.COALESCE_SECONDS + 0.3, "the first end waited"
     finally:
         stopping.set()
         changed.set()

@@ -6,9 +6,7 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import Array
 from pathlib import Path
@@ -32,6 +30,7 @@ from tests.dcmtk import run
 from tests.livenode import Node, cli, node_env
 from tests.synth import instance as make_instance
 from tests.synth import write_part10
+from tests.system.processes import gone, http_get, spawned_children
 
 
 def test_the_association_limit_is_split_over_the_processes() -> None:
@@ -122,33 +121,6 @@ def test_metrics_of_other_processes_are_added_to_the_listeners() -> None:
     assert merged[key] == before.get(key, 0.0) + 3.0
 
 
-def _http(port: int, path: str) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as rsp:
-        return str(rsp.read().decode())
-
-
-def _children(pid: int) -> list[int]:
-    """The DIMSE processes of a node (spawned children, not multiprocessing's tracker)."""
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    found = []
-    for child in out.split():
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-            found.append(int(child))
-    return found
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
-    except (OSError, IndexError):
-        return True
-    return "zombie" in state
-
-
 def _store(port: int, files: list[Path]) -> int:
     return run(
         "storescu", "-aec", "HOUNSFIELD", "127.0.0.1", str(port), *map(str, files)
@@ -165,7 +137,7 @@ def _count(url: str) -> int:
 
 
 def _opened_per_process(http: int) -> dict[str, float]:
-    text = _http(http, "/metrics")
+    text = http_get(http, "/metrics")
     found = re.findall(
         r'hounsfield_associations_total\{event="opened",process="(\d+)"\} (\S+)', text
     )
@@ -177,7 +149,9 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
 ) -> None:
     sqlite = database_url.startswith("sqlite")
     url = database_url if not sqlite else f"sqlite:///{tmp_path / 'data' / 'hounsfield.db'}"
-    env = node_env(tmp_path / "data", url, HOUNSFIELD_DIMSE_PROCESSES="2")
+    env = node_env(
+        tmp_path / "data", url, HOUNSFIELD_DIMSE_PROCESSES="2", HOUNSFIELD_HTTP_PROCESSES="1"
+    )
     assert cli(env, "db", "upgrade").returncode == 0
     batches = [
         [write_part10(make_instance(), tmp_path / f"b{b}-{i}.dcm") for i in range(15)]
@@ -185,7 +159,7 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
     ]
     node = Node(env, tmp_path / "serve.log")
     try:
-        (child,) = _children(node.proc.pid)
+        (child,) = spawned_children(node.proc.pid)
         # An association held open (by the extra process: it proposes storage, so it is not
         # kept by the listener as an echo or a query alone would be) makes the next
         # connection go to the listener, whatever the timing of the parallel stores; it is
@@ -211,13 +185,13 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
             assert _store(node.dimse_port, [one]) == 0
         assert _count(url) == 63
         deadline = time.monotonic() + 30
-        while not (replaced := [c for c in _children(node.proc.pid) if c != child]):
+        while not (replaced := [c for c in spawned_children(node.proc.pid) if c != child]):
             assert time.monotonic() < deadline, "the dead DIMSE process was not replaced"
             time.sleep(0.1)
-        assert _gone(child)
+        assert gone(child)
         held.abort()
         # its last report said one association was open: not counted; its counters are kept
-        text = _http(node.http_port, "/metrics")
+        text = http_get(node.http_port, "/metrics")
         active = re.search(r"^hounsfield_active_associations (\S+)", text, re.M)
         assert active and float(active.group(1)) == 0
         before = _opened_per_process(node.http_port)["1"]
@@ -235,20 +209,22 @@ def test_two_processes_share_parallel_stores_and_survive_losing_one(
     finally:
         node.signal(signal.SIGTERM)
         assert node.wait() == 0
-    assert not _children(node.proc.pid)
+    assert not spawned_children(node.proc.pid)
 
 
 def test_processes_finish_and_exit_with_the_listener(tmp_path: Path, database_url: str) -> None:
     sqlite = database_url.startswith("sqlite")
     url = database_url if not sqlite else f"sqlite:///{tmp_path / 'data' / 'hounsfield.db'}"
-    env = node_env(tmp_path / "data", url, HOUNSFIELD_DIMSE_PROCESSES="3")
+    env = node_env(
+        tmp_path / "data", url, HOUNSFIELD_DIMSE_PROCESSES="3", HOUNSFIELD_HTTP_PROCESSES="1"
+    )
     assert cli(env, "db", "upgrade").returncode == 0
     node = Node(env, tmp_path / "serve.log")
-    children = _children(node.proc.pid)
+    children = spawned_children(node.proc.pid)
     assert len(children) == 2
     node.signal(signal.SIGKILL)  # the listener dies without a word
     node.wait()
     deadline = time.monotonic() + 15
-    while not all(_gone(c) for c in children):
+    while not all(gone(c) for c in children):
         assert time.monotonic() < deadline, "DIMSE processes outlived their listener"
         time.sleep(0.1)

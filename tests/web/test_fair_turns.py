@@ -8,10 +8,11 @@ import http.client
 import threading
 import time
 from collections.abc import Hashable
+from multiprocessing.sharedctypes import RawArray
 from pathlib import Path
 
 from hounsfield.web.app import create_app
-from hounsfield.web.fair import Turns
+from hounsfield.web.fair import SharedCounts, Turns
 from tests.conftest import make_archive, make_settings
 from tests.live_http import live
 
@@ -40,6 +41,39 @@ def test_turns_go_to_lone_requests_first_then_client_by_client() -> None:
 
     # A1, C1 and B1 came when their client had nothing else outstanding.
     assert asyncio.run(scenario()) == ["A1", "C1", "B1", "A2", "C2", "A3"]
+
+
+def test_requests_outstanding_in_another_process_count() -> None:
+    """With several HTTP processes a client's requests are counted over all of them: a
+    request whose client has one running in the other process waits its round, not as a
+    lone request; what each process counts is in its own row and ends at zero."""
+    table = RawArray("i", 2 * 16)
+    ours, theirs = SharedCounts(table, 0, 2, 16), SharedCounts(table, 1, 2, 16)
+
+    async def scenario() -> list[str]:
+        turns, order = Turns(1, ours), []
+        await turns.take("holder")
+
+        async def request(client: Hashable, name: str) -> None:
+            await turns.take(client)
+            order.append(name)
+            turns.give_back()
+            turns.done(client)
+
+        assert theirs.add("A", 1) == 0  # A's prefetch runs in the other process
+        tasks = []
+        for name in ["A1", "B1", "B2", "C1"]:
+            tasks.append(asyncio.create_task(request(name[0], name)))
+            await asyncio.sleep(0)
+        turns.give_back()
+        turns.done("holder")
+        await asyncio.gather(*tasks)
+        assert theirs.add("A", -1) == 1
+        return order
+
+    # B1 and C1 came alone; A1 had a request outstanding elsewhere: its round, before B2's.
+    assert asyncio.run(scenario()) == ["B1", "C1", "A1", "B2"]
+    assert list(table) == [0] * 32
 
 
 def test_a_cancelled_wait_passes_its_turn_on() -> None:

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from hounsfield.archive.context import Archive
-from hounsfield.archive.store import store
+from hounsfield.archive.store import Outcome, store
 from hounsfield.catalog.parse import parse_header, text
 from hounsfield.catalog.partitions import Partition
 from hounsfield.errors import ArchiveError, InvalidDataset
+from hounsfield.metrics import BYTES_RECEIVED, INSTANCES_RECEIVED
 from hounsfield.storage.filemeta import split_part10
 from hounsfield.web.dicomweb import multipart
 from hounsfield.web.dicomweb.common import (
@@ -76,10 +77,15 @@ def store_part(
         result = store(archive, syntax, data, partition=partition)
     except ArchiveError as exc:
         log.info("STOW-RS part %s refused: %s", sop_instance or "?", exc.message)
+        INSTANCES_RECEIVED.labels("stow", "failed").inc()
         return Failed(sop_class, sop_instance, exc.dimse_status, exc.message)
     except Exception as exc:
         log.exception("STOW-RS part %s failed", sop_instance or "?")
+        INSTANCES_RECEIVED.labels("stow", "failed").inc()
         return Failed(sop_class, sop_instance, PROCESSING_FAILURE, str(exc))
+    INSTANCES_RECEIVED.labels("stow", result.outcome.value).inc()
+    if result.outcome in (Outcome.STORED, Outcome.OVERWRITTEN):
+        BYTES_RECEIVED.labels("stow").inc(result.size)
     return Stored(result.sop_class, result.sop_instance, result.study, result.series)
 
 
