@@ -32,6 +32,21 @@ def http_server(app: FastAPI, settings: Settings) -> uvicorn.Server:
 
 
 def listening_socket(server: uvicorn.Server) -> socket.socket:
-    """The socket `server` would bind (`host`, `http_port`), bound and listening, to be
-    passed to `server.run(sockets=[...])` here and in the node's other HTTP processes."""
-    return server.config.bind_socket()
+    """The socket `server` would bind (`host`, `http_port`), bound, to be passed to
+    `server.run(sockets=[...])` here and in the node's other HTTP processes. It is made
+    with IPPROTO_TCP: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections
+    whose socket says so, and a response's header and body, written apart, would otherwise
+    wait 40 ms for the client's delayed acknowledgement."""
+    host, port = server.config.host, server.config.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno, f"cannot listen for HTTP on {host}:{port}: {exc.strerror}"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
