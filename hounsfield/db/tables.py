@@ -511,6 +511,18 @@ web_session = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+# Failed logins of the admin pages, counted by every process and node: the SHA-256 of what
+# is counted (a user name from an address, or an address) and when (seconds since the epoch).
+login_failure = Table(
+    "login_failure",
+    metadata,
+    Column("pk", PK, primary_key=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("failed_at", Float, nullable=False),
+    Index(None, "key_hash", "failed_at"),
+    Index(None, "failed_at"),
+)
+
 # The audit trail: who (user or calling AE title, address), what (event, patient, study, how
 # many instances), when, outcome (0 success, 4 minor, 8 serious, 12 major failure).
 audit_event = Table(

@@ -30,7 +30,7 @@ def routes(archive: Archive) -> APIRouter:
     router = APIRouter(prefix="/ui", include_in_schema=False)
     hours = archive.settings.web_session_hours
     throttle = LoginThrottle(
-        archive.settings.login_max_failures, archive.settings.login_lock_seconds
+        archive.engine, archive.settings.login_max_failures, archive.settings.login_lock_seconds
     )
 
     @router.get("/login", response_class=HTMLResponse)
@@ -47,7 +47,7 @@ def routes(archive: Archive) -> APIRouter:
     ) -> Response:
         host = request.client.host if request.client else ""
         actor = Actor(name, "HTTP", host=host)
-        wait = throttle.locked_for(name, host)
+        wait = await to_thread.run_sync(throttle.locked_for, name, host)
         if wait > 0:
             why = f"too many failed logins: locked for {wait:.0f} more seconds"
             record(
@@ -62,10 +62,8 @@ def routes(archive: Archive) -> APIRouter:
             context = {"next": safe_next(next), "message": message}
             return TEMPLATES.TemplateResponse(request, "login.html", context, status_code=429)
         cookie = await to_thread.run_sync(sessions.login, archive.engine, name, password, hours)
-        if cookie is None:
-            throttle.failed(name, host)
-        else:
-            throttle.succeeded(name, host)
+        counted = throttle.failed if cookie is None else throttle.succeeded
+        await to_thread.run_sync(counted, name, host)
         kind = "login" if cookie is not None else "login-failed"
         record(
             archive.engine,
