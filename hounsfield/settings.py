@@ -168,7 +168,10 @@ class Settings(BaseSettings):
     # default). GET and HEAD requests take as many turns at once, a client with nothing
     # else outstanding first, the others client by client (web/fair.py).
     http_threads: int = Field(default=8, ge=1)
-    http_processes: int = Field(default=0, ge=0)  # 0: one per CPU, at most two
+    # Processes answering HTTP on the one port; 0: one per two CPUs, at least one, at most
+    # four (on two CPUs one process gave viewers their first image sooner, two more requests
+    # per second: bench/RESULTS.md, Notes).
+    http_processes: int = Field(default=0, ge=0)
 
     storage_capacity_bytes: int | None = None
     storage_reserve_bytes: int = 64 * 1024 * 1024
@@ -292,7 +295,7 @@ class Settings(BaseSettings):
     @property
     def http_process_count(self) -> int:
         """How many processes answer HTTP requests (`http_processes`, 0: auto)."""
-        return self.http_processes or min(2, os.cpu_count() or 1)
+        return self.http_processes or max(1, min(4, (os.cpu_count() or 1) // 2))
 
     @property
     def storage_dir(self) -> Path:
