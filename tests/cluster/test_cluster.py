@@ -31,6 +31,7 @@ from hounsfield.web.app import create_app
 from hounsfield.workqueue.items import now
 from hounsfield.workqueue.queue import Queue, enqueue
 from tests.conftest import make_archive, make_settings
+from tests.rejection import rejection
 from tests.storage_helpers import store_variant
 
 INFO = nodes.NodeInfo("node-a", "10.0.0.1", 11112, 8080, "1.0", 42, ("dimse", "workers"))
@@ -177,7 +178,8 @@ def test_singleton_is_held_once_and_moves(tmp_path: Path, database_url: str) -> 
             with db.write(second.engine) as conn:
                 conn.execute(
                     text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                        # waits (up to 10 s) until the backend has ended, its lock with it
+                        "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
                         "WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = "
                         "(SELECT oid FROM pg_database WHERE datname = current_database())"
                     )
@@ -206,9 +208,8 @@ def test_draining_node_refuses_associations_and_reports_503(archive: Archive) ->
         assoc = scu.associate("127.0.0.1", server.port, ae_title=archive.settings.ae_title)
         assert assoc.is_established
         condition.draining = True
-        refused = scu.associate("127.0.0.1", server.port, ae_title=archive.settings.ae_title)
-        assert refused.is_rejected
-        assert refused.acceptor.primitive.result == 0x02  # transient: try elsewhere
+        refused = rejection(server.port, archive.settings.ae_title, "SCU")
+        assert refused is not None and refused[0] == 0x02  # transient: try elsewhere
         # The association open before the drain goes on.
         assert assoc.send_c_echo().Status == 0x0000
         assoc.release()

@@ -29,6 +29,7 @@ from hounsfield.dicomnet.handoff import DispatchingServer
 from hounsfield.dimse.server import DimseServer
 from tests.conftest import make_archive, make_settings
 from tests.dcmtk import run
+from tests.rejection import rejection
 from tests.synth import instance, put
 
 STUDY_FIND = StudyRootQueryRetrieveInformationModelFind
@@ -125,17 +126,12 @@ def test_echo_and_refusals_on_the_query_path(
         assert _wait(lambda: not server.server.active_associations)
         ae = AE(ae_title="ASKER")
         ae.add_requested_context(Verification)
-        unknown = ae.associate("127.0.0.1", server.port, ae_title="NOBODY")
-        assert unknown.is_rejected
-        rejection = unknown.acceptor.primitive
-        assert (rejection.result, rejection.result_source, rejection.diagnostic) == (1, 1, 7)
+        assert rejection(server.port, "NOBODY") == (1, 1, 7)
         assert _wait(lambda: not server.server.active_associations)  # as the echo's, above
         first = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
         assert first.is_established
-        second = ae.associate("127.0.0.1", server.port, ae_title="HOUNSFIELD")
-        assert second.is_rejected  # the association limit: transient, local limit exceeded
-        rejection = second.acceptor.primitive
-        assert (rejection.result, rejection.result_source, rejection.diagnostic) == (2, 3, 2)
+        # the association limit: transient, local limit exceeded
+        assert rejection(server.port, "HOUNSFIELD") == (2, 3, 2)
         assert first.send_c_echo().Status == 0x0000
         first.release()
         assert first.is_released

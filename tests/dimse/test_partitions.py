@@ -27,6 +27,7 @@ from hounsfield.errors import InvalidDataset
 from hounsfield.sites.devices import Device, add_device
 from tests.conftest import make_archive, make_settings
 from tests.dcmtk import StoreSCP, free_port
+from tests.rejection import rejection
 from tests.synth import instance
 
 
@@ -113,8 +114,7 @@ def _get(port: int, called: str, study: str) -> tuple[int, int]:
 
 
 def test_unknown_called_ae_is_rejected(clinic: DimseServer) -> None:
-    assoc = _associate(clinic.port, "NOBODY_HERE")
-    assert assoc.is_rejected
+    assert rejection(clinic.port, "NOBODY_HERE", "SCU") is not None
     assert _associate(clinic.port, "CLINIC_A").is_established
 
 
@@ -245,8 +245,8 @@ def test_caller_rules_per_partition(archive: Archive) -> None:
     server.start()
     try:
         assert _associate(server.port, "CLINIC_B", "MODALITY_B").is_established
-        assert _associate(server.port, "CLINIC_B", "STRANGER").is_rejected
-        assert _associate(server.port, "CLINIC_C", "STRANGER").is_rejected
+        assert rejection(server.port, "CLINIC_B", "STRANGER") is not None
+        assert rejection(server.port, "CLINIC_C", "STRANGER") is not None
         assert _associate(server.port, "HOUNSFIELD", "STRANGER").is_established
     finally:
         server.stop(1)
@@ -261,8 +261,8 @@ def test_allow_lists_by_network(archive: Archive) -> None:
     try:
         assert _associate(server.port, "CLINIC_N", "ANYONE").is_established
         assert _associate(server.port, "CLINIC_W", "MR_W").is_established
-        assert _associate(server.port, "CLINIC_W", "CT_W").is_rejected  # not from 10.20/16
-        assert _associate(server.port, "CLINIC_W", "ANYONE").is_rejected
+        assert rejection(server.port, "CLINIC_W", "CT_W") is not None  # not from 10.20/16
+        assert rejection(server.port, "CLINIC_W", "ANYONE") is not None
     finally:
         server.stop(1)
     with pytest.raises(InvalidDataset):
@@ -277,7 +277,7 @@ def test_partition_on_its_own_port(archive: Archive) -> None:
     try:
         ds = instance()
         assert _store(port, "CLINIC_D", ds) == 0x0000
-        assert _associate(port, "HOUNSFIELD").is_rejected  # that port answers for CLINIC_D only
+        assert rejection(port, "HOUNSFIELD", "SCU") is not None  # it answers for CLINIC_D only
         assert _find(server.port, "CLINIC_D", str(ds.StudyInstanceUID))
         assert not _find(server.port, "HOUNSFIELD", str(ds.StudyInstanceUID))
     finally:
