@@ -298,6 +298,19 @@ def c_get(
     return Timed(done.seconds, len(files), sum(f.stat().st_size for f in files))
 
 
+def store_to(
+    ae_title: str, port: int, files: Sequence[str], received_dir: Path, timeout: float
+) -> Timed:
+    """storescu of `files` straight to the C-MOVE destination (one association, as a C-MOVE
+    sends them); checks every instance arrived."""
+    for old in _files_in(received_dir):
+        old.unlink()
+    done = run(_store_args(ae_title, port, [Path(f) for f in files], LOCALHOST, ()), timeout)
+    received = _files_in(received_dir)
+    _check_received("storescu to storescp", done, len(received), len(files))
+    return Timed(done.seconds, len(received), sum(f.stat().st_size for f in received))
+
+
 def c_move(
     ae_title: str,
     port: int,

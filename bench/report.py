@@ -138,6 +138,14 @@ ROWS = (
     Row("move_s", "C-MOVE series of {series} to storescp", "s", False, None, 2),
     Row("move_ips", "C-MOVE series of {series} to storescp", "inst/s", True, Target(1.0, True)),
     Row(
+        "move_floor_s",
+        "Same series storescu to storescp, no archive (C-MOVE's floor)",
+        "s",
+        False,
+        None,
+        2,
+    ),
+    Row(
         "image_count_s",
         "C-FIND IMAGE, all {total} in date range",
         "s",
@@ -458,7 +466,10 @@ def _dimse_method(settings: BenchSettings, study: Study) -> list[str]:
         "kept; getscu's start-up is included.",
         "6. C-MOVE: movescu of the same series to a DCMTK storescp (AE STORESCP) that the "
         "benchmark runs; every instance must arrive. Run "
-        f"{settings.retrieve_repeats} times, median kept.",
+        f"{settings.retrieve_repeats} times, median kept. Then, for reference, storescu sends "
+        "the same files straight to that storescp over one association, as a C-MOVE does "
+        "(same PDU size, process start included, no archive): the floor any archive's "
+        "C-MOVE to this destination meets.",
         "",
     ]
 

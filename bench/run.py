@@ -60,6 +60,7 @@ def _bench_one(
     settings: BenchSettings,
     storescp_dir: Path,
     stow: corpus_mod.Corpus | None,
+    storescp_port: int = 0,
 ) -> Measurements:
     m = Measurements(name)
     print(f"\n== {name}", flush=True)
@@ -68,7 +69,7 @@ def _bench_one(
         server = start()
         ready = wait_ready(server)
         print(f"    ready after {ready:.1f}s (pid {server.pid}, DICOM port {server.port})")
-        measure(Context(server, corpus, settings, storescp_dir, m, stow))
+        measure(Context(server, corpus, settings, storescp_dir, m, stow, storescp_port))
     except Exception as exc:
         print(f"\n    FAILED: {exc}", flush=True)
         m.errors.append(f"start-up: {exc}\n{traceback.format_exc(limit=4)}")
@@ -132,7 +133,9 @@ def _servers(
         for i in range(settings.rounds):
             print(f"\n== round {i + 1} of {settings.rounds}", flush=True)
             for name, start in starts if i % 2 == 0 else starts[::-1]:
-                rounds[name].append(_bench_one(name, start, corpus, settings, storescp_dir, stow))
+                rounds[name].append(
+                    _bench_one(name, start, corpus, settings, storescp_dir, stow, storescp_port)
+                )
     finally:
         terminate(storescp)
     return [merge(rounds[name]) for name, _ in starts]

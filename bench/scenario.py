@@ -114,6 +114,15 @@ def _move(c: Context) -> None:
         ),
     )
     c.m.values |= {"move_s": moved.seconds, "move_ips": moved.per_second}
+    if c.storescp_port:  # what the destination takes without any archive: C-MOVE's floor
+        floor = _median_run(
+            f"storescu of the series to storescp, {len(series.files)}",
+            c.settings.retrieve_repeats,
+            lambda: ops.store_to(
+                MOVE_DESTINATION, c.storescp_port, series.files, c.storescp_dir, c.settings.timeout
+            ),
+        )
+        c.m.values |= {"move_floor_s": floor.seconds}
 
 
 STEPS: tuple[tuple[str, Callable[[Context], None]], ...] = (

@@ -55,6 +55,7 @@ class Context:
     storescp_dir: Path
     m: Measurements
     stow: Corpus | None = None  # the separate corpus sent by STOW-RS / POST /instances
+    storescp_port: int = 0  # the C-MOVE destination's port (0: not running)
 
 
 def timed(name: str, action: Callable[[], T]) -> T:
