@@ -61,6 +61,13 @@ class DatabaseUnavailable(ArchiveError):
     http_status = 503
 
 
+class NodeUnavailable(ArchiveError):
+    """An extra process of a node did not get an answer from the node's own process."""
+
+    dimse_status = 0xA701
+    http_status = 503
+
+
 class NotFound(ArchiveError):
     """The requested object or device does not exist."""
 

@@ -107,7 +107,7 @@ def serve(settings: Settings) -> None:
     counts = http_processes.counts(0) if http_processes is not None else None
     http = http_server(create_app(archive, lambda: heartbeat.condition, counts), settings)
     listener: socket.socket | None = None
-    web = threading.Thread(target=http.run, name="http", daemon=True)
+    web: threading.Thread | None = None
     try:
         # One socket for every HTTP process; off the main thread uvicorn leaves signals
         # alone: this function owns the shutdown.
@@ -143,7 +143,7 @@ def serve(settings: Settings) -> None:
             processes.stop(grace_seconds=10.0)
         if http_processes is not None:
             http_processes.stop(grace_seconds=10.0)
-        if web.ident is not None:  # started
+        if web is not None and web.ident is not None:  # started
             web.join(timeout=10)
         if listener is not None:
             listener.close()

@@ -10,6 +10,7 @@ import socket
 import threading
 from concurrent.futures import Future
 
+from hounsfield.errors import NodeUnavailable
 from hounsfield.metrics import Snapshot, snapshot
 from hounsfield.node.children import MESSAGE_BYTES
 
@@ -54,19 +55,19 @@ class Answers:
         self._closed = False
 
     def others(self) -> Snapshot:
-        """The node's and its other processes' metric values; raises ConnectionError when
+        """The node's and its other processes' metric values; raises NodeUnavailable when
         the node does not answer within ASK_SECONDS or the link is closed."""
         waiting: Future[Snapshot] = Future()
         with self._lock:
             if self._closed:
-                raise ConnectionError("the node's link is closed")
+                raise NodeUnavailable("the node's own process is gone")
             number = next(self._numbers)
             self._waiting[number] = waiting
         try:
             self.link.send(json.dumps({"ask": number}).encode())
             return waiting.result(ASK_SECONDS)
         except (OSError, TimeoutError) as exc:
-            raise ConnectionError(f"the node did not answer: {exc!r}") from exc
+            raise NodeUnavailable(f"the node's own process did not answer: {exc!r}") from exc
         finally:
             with self._lock:
                 self._waiting.pop(number, None)

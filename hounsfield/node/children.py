@@ -88,6 +88,7 @@ class ChildProcesses:
             ready = b""
         if ready != b"ready":
             child.terminate()
+            child.join(timeout=5)
             ours.close()
             raise RuntimeError(f"{self.kind} process {index} did not start (see its log lines)")
         ours.settimeout(None)

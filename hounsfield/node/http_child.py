@@ -19,8 +19,7 @@ from hounsfield.settings import Settings
 from hounsfield.web.app import create_app
 from hounsfield.web.fair import SharedCounts
 
-log = logging.getLogger(__name__)
-STOP_SECONDS = 30.0  # for the requests being answered when the node stops
+STOP_SECONDS = 10.0  # for the requests being answered when the node stops (as its own)
 
 
 def http_child_main(
