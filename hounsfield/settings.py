@@ -169,8 +169,8 @@ class Settings(BaseSettings):
     # else outstanding first, the others client by client (web/fair.py).
     http_threads: int = Field(default=8, ge=1)
     # Processes answering HTTP on the one port; 0: one per two CPUs, at least one, at most
-    # four (on two CPUs one process gave viewers their first image sooner, two more requests
-    # per second: bench/RESULTS.md, Notes).
+    # four (on two CPUs one process gave viewers their first image sooner, two answered more
+    # requests per second: bench/RESULTS.md, Notes).
     http_processes: int = Field(default=0, ge=0)
 
     storage_capacity_bytes: int | None = None
