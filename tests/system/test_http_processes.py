@@ -132,7 +132,7 @@ def test_both_processes_answer_and_metrics_are_the_nodes(tmp_path: Path, databas
     finally:
         node.signal(signal.SIGTERM)
         assert node.wait() == 0
-    assert not spawned_children(node.proc.pid)
+    assert gone(child)  # the node waited for its extra process to end
 
 
 def test_a_dead_http_process_is_replaced_and_all_end_with_the_node(
