@@ -27,6 +27,21 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def association_request(called: str, calling: str, syntaxes: Sequence[str]) -> bytes:
+    """An encoded A-ASSOCIATE-RQ from `calling` to `called`, one context per abstract syntax."""
+    rq = A_ASSOCIATE()
+    rq.application_context_name = "1.2.840.10008.3.1.1.1"
+    rq.calling_ae_title, rq.called_ae_title = calling, called
+    rq.maximum_length_received = 16382
+    contexts = [build_context(uid) for uid in syntaxes]
+    for n, context in enumerate(contexts):
+        context.context_id = 2 * n + 1
+    rq.presentation_context_definition_list = contexts
+    pdu = A_ASSOCIATE_RQ()
+    pdu.from_primitive(rq)
+    return bytes(pdu.encode())
+
+
 def rejection(
     port: int,
     called: str,
@@ -38,18 +53,8 @@ def rejection(
     """Propose an association from `calling` to `called` (one context per abstract syntax):
     (result, source, reason) of the A-ASSOCIATE-RJ, or None when it is accepted (then
     aborted at once)."""
-    rq = A_ASSOCIATE()
-    rq.application_context_name = "1.2.840.10008.3.1.1.1"
-    rq.calling_ae_title, rq.called_ae_title = calling, called
-    rq.maximum_length_received = 16382
-    contexts = [build_context(uid) for uid in syntaxes]
-    for n, context in enumerate(contexts):
-        context.context_id = 2 * n + 1
-    rq.presentation_context_definition_list = contexts
-    pdu = A_ASSOCIATE_RQ()
-    pdu.from_primitive(rq)
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(bytes(pdu.encode()))
+        sock.sendall(association_request(called, calling, syntaxes))
         header = _exactly(sock, 6)
         body = _exactly(sock, int.from_bytes(header[2:6], "big"))
         if header[0] == A_ASSOCIATE_RJ:

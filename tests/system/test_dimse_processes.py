@@ -12,9 +12,6 @@ from multiprocessing import Array
 from pathlib import Path
 
 from pynetdicom import AE
-from pynetdicom.pdu import A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import A_ASSOCIATE
-from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import (
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
@@ -28,6 +25,7 @@ from hounsfield.dicomnet.handoff import LoadBoard, shares_of, short_lived
 from hounsfield.metrics import NODE_REGISTRY, add_snapshot_source, snapshot
 from tests.dcmtk import run
 from tests.livenode import Node, cli, node_env
+from tests.rejection import association_request
 from tests.synth import instance as make_instance
 from tests.synth import write_part10
 from tests.system.processes import gone, http_get, spawned_children
@@ -76,18 +74,9 @@ def test_what_an_association_proposes_tells_a_short_one() -> None:
     a request not arrived whole, not a request at all): not."""
 
     def proposing(*syntaxes: str, cut: int = 0) -> bool:
-        rq = A_ASSOCIATE()
-        rq.application_context_name = "1.2.840.10008.3.1.1.1"
-        rq.calling_ae_title, rq.called_ae_title = "ASKER", "HOUNSFIELD"
-        contexts = [build_context(uid) for uid in syntaxes]
-        for n, context in enumerate(contexts):
-            context.context_id = 2 * n + 1
-        rq.presentation_context_definition_list = contexts
-        pdu = A_ASSOCIATE_RQ()
-        pdu.from_primitive(rq)
         ours, theirs = socket.socketpair()
         with ours, theirs:
-            theirs.sendall(bytes(pdu.encode())[: -cut or None])
+            theirs.sendall(association_request("HOUNSFIELD", "ASKER", syntaxes)[: -cut or None])
             return short_lived(ours)
 
     assert proposing(Verification, StudyRootQueryRetrieveInformationModelFind)
