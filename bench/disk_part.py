@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench import corpus as corpus_mod
 from bench import dicom_ops as ops
-from bench.memory import cpu_seconds
+from bench.memory import cpu_split
 from bench.procs import free_port, reap
-from bench.servers import Server, start_hounsfield, wait_ready
+from bench.servers import Server, start_hounsfield, start_sink, wait_ready
 from bench.settings import BenchSettings
 from hounsfield.storage.atomic import write_atomic
 
@@ -38,7 +38,14 @@ class Run(ops.Timed):
 
     busy: float  # share of all the machine's CPU time spent busy during the run
     late: float = 0.0  # seconds the last writer started after the first
-    server_cpu: float = 0.0  # the archive's CPU seconds (ingest only)
+    server_cpu: float = 0.0  # the receiver's CPU seconds (ingest, receiving alone)
+    server_system: float = 0.0  # the part of them spent in the kernel
+
+    @property
+    def machine_ms(self) -> float:
+        """Milliseconds of the whole machine's CPU (every core, every process) per item."""
+        cores = os.cpu_count() or 1
+        return 1000 * self.busy * cores * self.seconds / self.count if self.count else 0.0
 
 
 @dataclass
@@ -52,6 +59,7 @@ class DiskResults:
     index: str
     writers: dict[str, list[Run]] = field(default_factory=dict)
     ingest: list[Run] = field(default_factory=list)
+    receive: list[Run] = field(default_factory=list)  # the same clients to a receiver alone
     instances: int = 0
     instance_bytes: int = 0
     corpus: str = ""
@@ -78,6 +86,23 @@ class DiskResults:
         return self.median(self.writers[mode], "mb_per_second") if mode else None
 
     @property
+    def limit_files(self) -> float | None:
+        """The disk's four-writer limit in files per second."""
+        mode = self.limit_mode
+        return self.median(self.writers[mode], "per_second") if mode else None
+
+    @property
+    def ceiling(self) -> float | None:
+        """Files per second of a receiver that only received and durably wrote each object:
+        the machine's cores over the CPU of receiving alone plus a durable write."""
+        mode = self.limit_mode
+        receive = self.median(self.receive, "machine_ms")
+        write = self.median(self.writers[mode], "machine_ms") if mode else None
+        if not receive or not write:
+            return None
+        return 1000 * (os.cpu_count() or 1) / (receive + write)
+
+    @property
     def ratio(self) -> float | None:
         """Median ingest MB/s over the four-writer limit."""
         ingest, limit = self.median(self.ingest, "mb_per_second"), self.limit_mbps
@@ -85,9 +110,10 @@ class DiskResults:
 
 
 def _cpu_jiffies() -> tuple[int, int]:
-    """Busy and total CPU time of the whole machine so far (/proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
+    """Busy and total CPU time of the whole machine so far (/proc/stat). Time the host gave
+    to other guests (steal) counts in the total, not as busy: this machine did not use it."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4] + fields[7]  # idle, iowait, steal (guest time is in user)
     return sum(fields) - idle, sum(fields)
 
 
@@ -229,17 +255,51 @@ def _ingest_run(settings: BenchSettings, corpus: corpus_mod.Corpus, files: list[
         extra_env={"HOUNSFIELD_FSYNC": "true"},
     )
     try:
-        wait_ready(server)
-        os.sync()
-        server_cpu, cpu = cpu_seconds(server.pid), _cpu_jiffies()
-        stored = ops.store(server.ae_title, server.port, files, WRITERS, settings.timeout)
-        busy, server_cpu = _busy_since(cpu), cpu_seconds(server.pid) - server_cpu
+        run = _timed_store(server, files, settings.timeout)
         _count_back(server, corpus.studies[1:], len(files))
     finally:
         server.stop()
         shutil.rmtree(server.folder, ignore_errors=True)
         os.sync()
-    return Run(stored.seconds, stored.count, stored.nbytes, busy=busy, server_cpu=server_cpu)
+    return run
+
+
+def _timed_store(server: Server, files: list[Path], timeout: float) -> Run:
+    """`files` over four storescu associations to a started `server`: the time, the
+    machine's and the server's CPU."""
+    wait_ready(server)
+    os.sync()
+    before, cpu = cpu_split(server.pid), _cpu_jiffies()
+    stored = ops.store(server.ae_title, server.port, files, WRITERS, timeout)
+    busy, after = _busy_since(cpu), cpu_split(server.pid)
+    user, system = (a - b for a, b in zip(after, before, strict=True))
+    return Run(
+        stored.seconds,
+        stored.count,
+        stored.nbytes,
+        busy=busy,
+        server_cpu=user + system,
+        server_system=system,
+    )
+
+
+def _receive_run(settings: BenchSettings, files: list[Path]) -> Run:
+    """The ingest's clients and files to DCMTK storescp keeping nothing: receiving alone."""
+    sink = start_sink(settings.work_dir)
+    try:
+        return _timed_store(sink, files, settings.timeout)
+    finally:
+        sink.stop()
+
+
+def _receive(settings: BenchSettings, out: DiskResults) -> None:
+    _, files = _ingest_files(settings)
+    out.receive = _repeat(
+        f"receiving alone, {len(files)} instances, {WRITERS} associations",
+        out.repeats,
+        lambda: _receive_run(settings, files),
+        "inst/s",
+    )
 
 
 def _ingest(settings: BenchSettings, out: DiskResults) -> None:
@@ -266,7 +326,8 @@ def measure(settings: BenchSettings) -> DiskResults:
         index=settings.hounsfield_index,
         load=[os.getloadavg()[0]],
     )
-    for name, step in (("disk limit", _disk_limit), ("ingest", _ingest)):
+    steps = (("disk limit", _disk_limit), ("ingest", _ingest), ("receiving alone", _receive))
+    for name, step in steps:
         try:
             step(settings, out)
         except Exception as exc:

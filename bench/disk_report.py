@@ -40,13 +40,12 @@ def _spread(res: DiskResults) -> str:
     )
 
 
-def _ingest_row(res: DiskResults) -> str:
-    runs = res.ingest
+def _ingest_row(res: DiskResults, runs: list[Run], name: str) -> str:
     cpu = [r.server_cpu / r.seconds for r in runs if r.seconds > 0]
     server = f"{100 * statistics.median(cpu):.0f}%" if cpu else "n/a"
     seconds = ", ".join(f"{r.seconds:.2f}" for r in runs) or "failed"
     return (
-        f"| {WRITERS} associations | {seconds} | {_runs(runs)} | "
+        f"| {name} | {seconds} | {_runs(runs)} | "
         f"{_num(res.median(runs, 'per_second'), ',.1f')} | "
         f"{_num(res.median(runs, 'mb_per_second'), ',.1f')} | {server} | "
         f"{_num(res.median(runs, 'busy'), '.0%')} |"
@@ -64,6 +63,31 @@ def verdict(res: DiskResults) -> str:
         f"Ingest against the disk limit: {ingest:,.1f} MB/s / {limit:,.1f} MB/s "
         f"({res.limit_mode}, the higher of the two four-writer rows) = **{ratio:.0%}**; "
         f"target at least {TARGET:.0%} with {WRITERS} associations: **{result}**."
+    )
+
+
+def limits(res: DiskResults) -> str:
+    """What bounds ingest on this machine: the CPU of receiving and of a durable write."""
+    mode, ceiling, limit = res.limit_mode, res.ceiling, res.limit_files
+    if mode is None or ceiling is None or not limit or not res.ingest:
+        return "What limits it: n/a (a run is missing)."
+    receive = res.median(res.receive, "machine_ms") or 0.0
+    write = res.median(res.writers[mode], "machine_ms") or 0.0
+    machine = res.median(res.ingest, "machine_ms") or 0.0
+    user = statistics.median(1000 * (r.server_cpu - r.server_system) / r.count for r in res.ingest)
+    system = statistics.median(1000 * r.server_system / r.count for r in res.ingest)
+    cores = os.cpu_count() or 1
+    return (
+        f"What limits it: the CPU, not the disk. Receiving alone (the same clients and files "
+        f"to DCMTK's storescp with `--ignore`, which takes every object and keeps none, the "
+        f"row above) took {receive:.2f} ms of the machine's CPU per instance, clients "
+        f"included; a durable write took {write:.2f} ms per file ({mode} of the limit: CPU "
+        f"busy x {cores} cores x time / files). A receiver that did nothing but receive and "
+        f"durably write each object would need {receive + write:.2f} ms per instance: at most "
+        f"{ceiling:,.0f} per second on {cores} cores, **{ceiling / limit:.0%} of the limit**. "
+        f"Hounsfield's ingest took {machine:.2f} ms of the machine's CPU per instance; its "
+        f"server {user:.2f} ms in Python and libraries (user) and {system:.2f} ms in the "
+        "kernel (system: the socket, the file, its fsync and the index's) per instance."
     )
 
 
@@ -118,9 +142,12 @@ def sections(res: DiskResults, when: datetime | None = None) -> list[str]:
         "",
         "| Ingest | Runs (s) | Runs (inst/s) | inst/s | MB/s | Server CPU | CPU busy |",
         "|---|---|---|---:|---:|---:|---:|",
-        _ingest_row(res),
+        _ingest_row(res, res.ingest, f"{WRITERS} associations"),
+        _ingest_row(res, res.receive, f"{WRITERS} associations to storescp --ignore"),
         "",
         verdict(res),
+        "",
+        limits(res),
         "",
     ]
     return out + sections_mod.closing(res.load, res.errors)

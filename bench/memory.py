@@ -49,16 +49,21 @@ def peak_rss_mb(pid: int) -> float:
     return _status_kb(pid, "VmHWM") / 1024
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of the process tree so far."""
-    total = 0
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of the process tree so far."""
+    user = system = 0
     for p in descendants(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+        user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime
+    return user / TICKS, system / TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of the process tree so far."""
+    return sum(cpu_split(pid))
 
 
 class RssSampler:

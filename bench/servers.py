@@ -246,6 +246,17 @@ def start_orthanc(
     return server
 
 
+def start_sink(work: Path) -> Server:
+    """DCMTK storescp that takes every object and keeps none (`--ignore`): what receiving
+    alone costs on this machine, with no archive behind it."""
+    folder = _fresh(work / "sink")
+    server = Server("storescp --ignore", "SINK", free_port(), 0, folder, work / "sink.log")
+    server.log.unlink(missing_ok=True)
+    args = [dcmtk("storescp"), "-aet", server.ae_title, "+xa", "-pdu", "131072", "--ignore"]
+    server.proc = _spawn([*args, str(server.port)], server.log, client_env(), work)
+    return server
+
+
 def start_storescp(work: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     """DCMTK storescp as the C-MOVE destination; returns the process and its output folder."""
     folder = _fresh(work / "storescp")
