@@ -121,6 +121,11 @@ class AssociationRejected(PeerError):
         self.result, self.source, self.reason = result, source, reason
 
 
+class ServiceNotOffered(PeerError):
+    """The peer accepted the association but not the presentation context of the service
+    asked for (a PACS that answers C-MOVE but offers no C-GET)."""
+
+
 class AssociationAborted(PeerError):
     """The peer aborted the association (A-ABORT) or closed the connection."""
 

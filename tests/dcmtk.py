@@ -47,28 +47,65 @@ def find_keys(level: str, keys: Sequence[str]) -> list[str]:
     return args
 
 
-class StoreSCP:
-    """A DCMTK storescp writing what it receives into a folder."""
+class Listener:
+    """A DCMTK tool listening on a port of its own until stopped."""
 
-    def __init__(self, folder: Path, ae_title: str = "STORESCP", accept: str = "+xa") -> None:
-        """`accept`: storescp's transfer syntax option (+xa: all; +xi: implicit VR only)."""
-        self.folder, self.ae_title, self.port = folder, ae_title, free_port()
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, args: Sequence[str], port: int) -> None:
+        self.port = port
         self.proc = subprocess.Popen(
-            ["storescp", "-aet", ae_title, accept, "-pm", "+B", "-od", str(folder), str(self.port)],
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            [*args, str(port)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
                     return
             time.sleep(0.05)
-        raise RuntimeError("storescp did not start")
+        self.stop()
+        raise RuntimeError(f"{args[0]} did not start")
 
     def stop(self) -> None:
         """Terminate the listener."""
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class StoreSCP(Listener):
+    """A DCMTK storescp writing what it receives into a folder."""
+
+    def __init__(self, folder: Path, ae_title: str = "STORESCP", accept: str = "+xa") -> None:
+        """`accept`: storescp's transfer syntax option (+xa: all; +xi: implicit VR only)."""
+        self.folder, self.ae_title = folder, ae_title
+        folder.mkdir(parents=True, exist_ok=True)
+        args = ["storescp", "-aet", ae_title, accept, "-pm", "+B", "-od", str(folder)]
+        super().__init__(args, free_port())
+
+
+class QueryRetrieveSCP(Listener):
+    """A DCMTK dcmqrscp archive that answers C-FIND and C-MOVE but refuses C-GET (as many
+    PACS do), holding the files given; `destinations` are the AE titles it may move to."""
+
+    def __init__(
+        self,
+        folder: Path,
+        files: Sequence[Path],
+        destinations: dict[str, int],
+        ae_title: str = "QRSCP",
+    ) -> None:
+        self.ae_title, port = ae_title, free_port()
+        storage = folder / "db"
+        storage.mkdir(parents=True, exist_ok=True)
+        hosts = "\n".join(
+            f"dest{n} = ({title}, 127.0.0.1, {dest})"
+            for n, (title, dest) in enumerate(destinations.items())
+        )
+        config = folder / "dcmqrscp.cfg"
+        config.write_text(
+            f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 8\n"
+            f"HostTable BEGIN\n{hosts}\nHostTable END\n"
+            "VendorTable BEGIN\nVendorTable END\n"
+            f"AETable BEGIN\n{ae_title} {storage} RW (100, 1024mb) ANY\nAETable END\n"
+        )
+        if files:
+            run("dcmqridx", str(storage), *map(str, files), check=True)
+        super().__init__(["dcmqrscp", "--disable-get", "-c", str(config)], port)

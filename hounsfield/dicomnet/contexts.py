@@ -27,6 +27,7 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import build_context, build_role
+from pynetdicom import sop_class as sop
 from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext
 
@@ -48,6 +49,43 @@ RETRIEVE_SYNTAXES = (
     RLELossless,
     HTJ2KLossless,
     HTJ2KLosslessRPCL,
+)
+# Proposed for objects whose SOP class a peer did not name (dcmqrscp, for one, answers an
+# IMAGE-level C-FIND without SOP Class UID): the common image, report, presentation state and
+# document classes.
+COMMON_STORAGE = tuple(
+    str(uid)
+    for uid in (
+        sop.CTImageStorage,
+        sop.EnhancedCTImageStorage,
+        sop.MRImageStorage,
+        sop.EnhancedMRImageStorage,
+        sop.ComputedRadiographyImageStorage,
+        sop.DigitalXRayImageStorageForPresentation,
+        sop.DigitalXRayImageStorageForProcessing,
+        sop.DigitalMammographyXRayImageStorageForPresentation,
+        sop.DigitalMammographyXRayImageStorageForProcessing,
+        sop.BreastTomosynthesisImageStorage,
+        sop.UltrasoundImageStorage,
+        sop.UltrasoundMultiFrameImageStorage,
+        sop.SecondaryCaptureImageStorage,
+        sop.MultiFrameTrueColorSecondaryCaptureImageStorage,
+        sop.XRayAngiographicImageStorage,
+        sop.XRayRadiofluoroscopicImageStorage,
+        sop.NuclearMedicineImageStorage,
+        sop.PositronEmissionTomographyImageStorage,
+        sop.RTImageStorage,
+        sop.RTDoseStorage,
+        sop.RTStructureSetStorage,
+        sop.RTPlanStorage,
+        sop.BasicTextSRStorage,
+        sop.EnhancedSRStorage,
+        sop.ComprehensiveSRStorage,
+        sop.KeyObjectSelectionDocumentStorage,
+        sop.GrayscaleSoftcopyPresentationStateStorage,
+        sop.EncapsulatedPDFStorage,
+        sop.VLPhotographicImageStorage,
+    )
 )
 T = TypeVar("T")
 

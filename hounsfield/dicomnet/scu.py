@@ -44,6 +44,7 @@ from hounsfield.errors import (
     PeerError,
     PeerTimeout,
     PeerUnreachable,
+    ServiceNotOffered,
 )
 from hounsfield.settings import Settings
 
@@ -149,12 +150,16 @@ class PeerAssociation:
             storesend.read_response(self.assoc)
         return None
 
-    def _ready(self, doing: str) -> int:
+    def _ready(self, doing: str, model: str | None = None) -> int:
         self._settle()
         if self._open is not None and not self._open.finished:
             self._open.cancel()
         if not self.assoc.is_established:
             raise AssociationAborted(f"{self.peer}: association no longer open for {doing}")
+        if model is not None and not any(
+            cx.abstract_syntax == model and cx.as_scu for cx in self.assoc.accepted_contexts
+        ):
+            raise ServiceNotOffered(f"{self.peer} does not offer {doing} ({model})")
         return next(self._ids)
 
     def echo(self) -> int:
@@ -223,7 +228,7 @@ class PeerAssociation:
     def find(self, query: Dataset, model: str = FIND) -> FindStream:
         """C-FIND; the matches as they arrive. Closing the stream (or leaving its `with`
         block, or starting another request) before the end sends C-CANCEL."""
-        msg_id = self._ready("C-FIND")
+        msg_id = self._ready("C-FIND", model)
         stream = FindStream(
             self, self.assoc.send_c_find(query, model, msg_id=msg_id), msg_id, model
         )
@@ -232,7 +237,7 @@ class PeerAssociation:
 
     def move(self, query: Dataset, destination: str, model: str = MOVE) -> RetrieveStream:
         """C-MOVE to `destination`; its progress, then `result` (see RetrieveStream)."""
-        msg_id = self._ready("C-MOVE")
+        msg_id = self._ready("C-MOVE", model)
         responses = self.assoc.send_c_move(query, destination, model, msg_id=msg_id)
         stream = RetrieveStream(self, responses, msg_id, model, doing="C-MOVE")
         self._open = stream
@@ -242,7 +247,7 @@ class PeerAssociation:
         """C-GET; each object that comes back goes to `on_store` while the stream is read.
         The association must have been opened with `contexts.get_contexts`' contexts and
         role selections."""
-        msg_id = self._ready("C-GET")
+        msg_id = self._ready("C-GET", model)
         handler = store_handler(on_store)
         self.assoc.bind(evt.EVT_C_STORE, handler)  # replaces the previous one
         responses = self.assoc.send_c_get(query, model, msg_id=msg_id)

@@ -23,7 +23,7 @@ from hounsfield.archive.retrieve import Plan, plan
 from hounsfield.audit.events import MINOR_FAILURE, SUCCESS
 from hounsfield.audit.trail import record
 from hounsfield.catalog.partitions import Partition
-from hounsfield.dicomnet.contexts import query_contexts, storage_contexts
+from hounsfield.dicomnet.contexts import COMMON_STORAGE, query_contexts, storage_contexts
 from hounsfield.dicomnet.rawsend import StoredFile
 from hounsfield.dicomnet.scu import VERIFICATION, associate
 from hounsfield.dimse.audit import act_as_caller, subject
@@ -137,9 +137,13 @@ class _Found:
     remote: list[Remote] = field(default_factory=list)
 
     def pairs(self) -> list[tuple[str, str]]:
-        """(SOP Class, transfer syntax) of everything, fetched ones as little endian."""
+        """(SOP Class, transfer syntax) of everything, fetched ones as little endian (in the
+        common storage classes where the member did not name theirs)."""
         out = [(m.sop_class, m.transfer_syntax) for m in self.local]
-        return out + [(r.sop_class, ExplicitVRLittleEndian) for r in self.remote]
+        fetched = {r.sop_class for r in self.remote}
+        if "" in fetched:
+            fetched = (fetched - {""}) | set(COMMON_STORAGE)
+        return out + [(c, ExplicitVRLittleEndian) for c in sorted(fetched)]
 
     def sent(
         self,

@@ -1,5 +1,6 @@
 """Retrieve through a virtual partition: local copies as they are, the rest fetched from the
-remote member that holds it (C-GET) and handed on as each object arrives."""
+remote member that holds it (C-GET, else C-MOVE to the cache partition) and handed on as each
+object arrives."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from hounsfield.archive.query import Located, locate, query_level
 from hounsfield.archive.store import store
 from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet import identifiers, operations
+from hounsfield.dicomnet.contexts import COMMON_STORAGE
 from hounsfield.dicomnet.incoming import Received
 from hounsfield.dicomnet.peer import Peer
 from hounsfield.errors import PeerError
@@ -97,6 +99,13 @@ def sources(archive: Archive, identifier: Dataset, part: Partition) -> Sources:
             else:
                 out.local.append(ds.located)  # type: ignore[attr-defined]
     return out
+
+
+def _identifier(study: str, series: str, sops: Collection[str]) -> Dataset:
+    """The IMAGE-level identifier of these objects of one series."""
+    query = identifiers.query("IMAGE", StudyInstanceUID=study, SeriesInstanceUID=series)
+    query.SOPInstanceUID = list(sops)
+    return query
 
 
 def _as_dataset(located: Located) -> Dataset:
@@ -177,10 +186,27 @@ class Fetch:
             self._out.put(None)
 
     def _fetch_series(self, member: Member, study: str, series: str, wanted: list[Remote]) -> None:
-        """C-GET the wanted objects of one series from `member`; what does not come is
-        reported missing (the member's own counts are only logged: arrival is what counts)."""
+        """C-GET the wanted objects of one series from `member`, then C-MOVE what did not come
+        to the cache partition when there is one (members that offer no C-GET, as many PACS);
+        what has still not come is reported missing (the member's own counts are only logged:
+        arrival is what counts)."""
         arrived: set[str] = set()
+        reason = self._get(member, study, series, wanted, arrived)
+        left = [r for r in wanted if r.sop_instance not in arrived]
+        if left and self.part.cache_to:
+            reason = self._move(member, study, series, left, arrived)
+        for r in wanted:
+            if r.sop_instance not in arrived:
+                self._out.put(Missing(r.sop_instance, r.sop_class, reason))
+
+    def _get(
+        self, member: Member, study: str, series: str, wanted: list[Remote], arrived: set[str]
+    ) -> str:
+        """C-GET the wanted objects, handing each on as it arrives; why any did not come."""
         by_uid = {r.sop_instance: r for r in wanted}
+        # C-GET proposes a storage context per SOP class: the common ones where the member
+        # did not name them
+        classes = sorted({r.sop_class for r in wanted if r.sop_class}) or list(COMMON_STORAGE)
 
         def on_store(received: Received) -> int | None:
             if received.sop_instance not in by_uid or received.sop_instance in arrived:
@@ -189,34 +215,67 @@ class Fetch:
             arrived.add(received.sop_instance)
             return None
 
-        query = identifiers.query("IMAGE", StudyInstanceUID=study, SeriesInstanceUID=series)
-        query.SOPInstanceUID = [r.sop_instance for r in wanted]
         try:
             target = peer(self.archive, member, timeout_of(self.part))
-            classes = sorted({r.sop_class for r in wanted})
             result = operations.get(
                 target,
                 self.archive.settings,
-                query,
+                _identifier(study, series, by_uid),
                 on_store,
                 classes,
                 syntaxes=FETCH_SYNTAXES,
             )
-            reason = f"{member} answered 0x{result.status:04X}, {result.completed} completed"
-            if result.completed != len(arrived):
-                log.warning(
-                    "%s: %s reported %d completed, %d arrived",
-                    self.part.ae_title,
-                    member,
-                    result.completed,
-                    len(arrived),
-                )
         except PeerError as exc:
-            reason = str(exc)
-            log.warning("%s: fetch from %s failed: %s", self.part.ae_title, member, exc)
-        for r in wanted:
-            if r.sop_instance not in arrived:
-                self._out.put(Missing(r.sop_instance, r.sop_class, reason))
+            log.warning("%s: C-GET from %s failed: %s", self.part.ae_title, member, exc)
+            return str(exc)
+        if result.completed != len(arrived):
+            log.warning(
+                "%s: %s reported %d completed, %d arrived",
+                self.part.ae_title,
+                member,
+                result.completed,
+                len(arrived),
+            )
+        return f"{member} answered 0x{result.status:04X}, {result.completed} completed"
+
+    def _move(
+        self, member: Member, study: str, series: str, wanted: list[Remote], arrived: set[str]
+    ) -> str:
+        """C-MOVE the wanted objects to the cache partition's AE title (the member must know it
+        as a destination; this node's DIMSE server stores what comes) and hand each on once it
+        is in the index: looked for at each pending answer and after the last; why any did
+        not come."""
+        cache = self.part.cache_to
+        assert cache is not None
+        by_uid = {r.sop_instance: r for r in wanted}
+
+        def collect(_progress: object = None) -> None:
+            pending = {uid: r for uid, r in by_uid.items() if uid not in arrived}
+            if not pending:
+                return
+            for found in locate(self.archive, _identifier(study, series, pending), partition=cache):
+                if found.sop_instance in pending and found.sop_instance not in arrived:
+                    arrived.add(found.sop_instance)
+                    self._out.put(found)
+
+        try:
+            target = peer(self.archive, member, timeout_of(self.part))
+            result = operations.move(
+                target,
+                self.archive.settings,
+                _identifier(study, series, by_uid),
+                cache,
+                on_progress=collect,
+            )
+            reason = (
+                f"{member} answered the C-MOVE to {cache} 0x{result.status:04X}, "
+                f"{result.completed} completed"
+            )
+        except PeerError as exc:
+            log.warning("%s: C-MOVE from %s failed: %s", self.part.ae_title, member, exc)
+            reason = f"C-MOVE to {cache}: {exc}"
+        collect()  # each object the member sent was indexed before the member heard so
+        return reason
 
     def _keep(self, member: Member, received: Received) -> Located:
         """The arrived object as a stored file: in the cache partition, or a temporary one."""

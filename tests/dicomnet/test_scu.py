@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -58,7 +57,7 @@ from hounsfield.sites.devices import Device, add_device
 from hounsfield.sites.peers import echo
 from tests.conftest import make_archive, make_settings
 from tests.data import dataset_bytes, local
-from tests.dcmtk import ENV, free_port
+from tests.dcmtk import Listener, free_port
 from tests.synth import instance, put
 
 SCU = Settings(ae_title="SCU", connect_timeout=2, association_timeout=2, dimse_timeout=5)
@@ -84,23 +83,14 @@ def _file(name: str) -> File:
     return File(path, ds.SOPClassUID, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID)
 
 
-class _StoreSCP:
+class _StoreSCP(Listener):
     """A DCMTK storescp with chosen transfer syntax options, writing what it receives."""
 
     def __init__(self, folder: Path, *flags: str) -> None:
-        self.folder, self.port = folder, free_port()
+        self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         args = ["storescp", "-aet", "STORESCP", *flags, "-pm", "+B", "-od", str(folder)]
-        self.proc = subprocess.Popen(
-            [*args, str(self.port)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("storescp did not start")
+        super().__init__(args, free_port())
 
     @property
     def peer(self) -> Peer:
@@ -113,10 +103,6 @@ class _StoreSCP:
             ds = dcmread(path, stop_before_pixels=True)
             out[str(ds.SOPInstanceUID)] = (str(ds.file_meta.TransferSyntaxUID), path)
         return out
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
