@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -32,11 +33,24 @@ def store_status(port: int, path: Path, *args: str) -> int:
     return int(match.group(1), 16)
 
 
+# Ports handed out for servers started later are drawn below the kernel's ephemeral range
+# (32768-60999 here): a port the kernel picked is free only until it picks it again, for any
+# outgoing connection, and a node started a moment later then found it taken.
+PORTS = range(20000, 32768)
+_PICK = random.SystemRandom()  # independent of any seed a test sets
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port nobody listens on right now, outside the kernel's ephemeral range."""
+    for _ in range(200):
+        port = _PICK.choice(PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 def find_keys(level: str, keys: Sequence[str]) -> list[str]:

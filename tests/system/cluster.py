@@ -21,6 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 
 from deploy.dicom_check import check_hex
+from tests.dcmtk import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
@@ -46,9 +47,7 @@ def node_address(index: int) -> str:
 def _free_on_all(addresses: list[str]) -> int:
     """A TCP port nobody listens on at 127.0.0.1 nor at any of `addresses`."""
     while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        port = free_port()  # outside the kernel's ephemeral range
         try:
             for address in addresses:
                 with socket.socket() as s:
