@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     # default). GET and HEAD requests take as many turns at once, a client with nothing
     # else outstanding first, the others client by client (web/fair.py).
     http_threads: int = Field(default=8, ge=1)
+    # Turns (and threads) for reads through a virtual partition, which wait on its remote
+    # members (up to their timeout each): a member that never answers holds up these, never
+    # the node's own `http_threads`.
+    http_remote_threads: int = Field(default=4, ge=1)
     # Processes answering HTTP on the one port; 0: one per two CPUs, at least one, at most
     # four (on two CPUs one process gave viewers their first image sooner, two answered more
     # requests per second: bench/RESULTS.md, Notes).

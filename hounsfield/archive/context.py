@@ -76,6 +76,11 @@ class Archive:
             return partition
         return self.partition(partition)
 
+    def known_partition(self, ae_title: str) -> Partition | None:
+        """The partition answering to `ae_title` as last read, without reading the database
+        (for the event loop); None when it was not there then."""
+        return self._partitions.get(ae_title)
+
     def partition_pk(self, ae_title: str) -> int:
         """The pk of the partition answering to `ae_title`."""
         return self.partition(ae_title).pk

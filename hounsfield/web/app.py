@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI, Response
@@ -26,6 +27,7 @@ from hounsfield.web.admin_verify import mount as mount_admin_verify
 from hounsfield.web.audit import AuditTrailMiddleware
 from hounsfield.web.auth import Gate
 from hounsfield.web.dicomweb.routes import mount as mount_dicomweb
+from hounsfield.web.dicomweb.tenant import through_virtual
 from hounsfield.web.errors import install as install_error_handlers
 from hounsfield.web.fair import Counts, FairTurns
 from hounsfield.web.ui import login as ui_login
@@ -46,7 +48,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The threads that run blocking handlers and read streamed answers (see settings).
         limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = archive.settings.http_threads
+        limiter.total_tokens = archive.settings.http_threads + archive.settings.http_remote_threads
         yield
 
     app = FastAPI(title="Hounsfield", version=__version__, lifespan=lifespan)
@@ -80,5 +82,12 @@ def create_app(
     mount_viewer(app, archive)  # last: its fallback answers only what no other route does
     # Outermost: a request waits for its turn before anything else (sign-in checks included)
     # runs for it, and holds one of the handler threads' worth of turns.
-    app.add_middleware(FairTurns, slots=archive.settings.http_threads, counts=counts)
+    # Reads through a virtual partition take turns of their own (see `web.fair`).
+    app.add_middleware(
+        FairTurns,
+        slots=archive.settings.http_threads,
+        counts=counts,
+        remote_slots=archive.settings.http_remote_threads,
+        remote=partial(through_virtual, archive),
+    )
     return app

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -132,11 +132,26 @@ def _discard(line: deque[asyncio.Future[None]], turn: asyncio.Future[None]) -> N
 
 class FairTurns:
     """ASGI middleware: GET and HEAD requests wait for a turn (see `Turns`) and hold it until
-    their answer starts; a streamed body is sent, at the client's pace, outside the turns."""
+    their answer starts; a streamed body is sent, at the client's pace, outside the turns.
 
-    def __init__(self, app: ASGIApp, slots: int, counts: Counts | None = None) -> None:
+    Requests that `remote` picks out (reads through a virtual partition, which wait on remote
+    members) take turns of their own, `remote_slots` of them, and hold one until their answer
+    ends: a fetched object is read in a worker thread while the answer streams, so a silent
+    member holds up at most those turns and threads, never the node's own."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        slots: int,
+        counts: Counts | None = None,
+        *,
+        remote_slots: int = 1,
+        remote: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.turns = Turns(slots, counts)
+        self.remote_turns = Turns(remote_slots)
+        self.remote = remote
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -146,24 +161,26 @@ class FairTurns:
         ):
             await self.app(scope, receive, send)
             return
+        remote = self.remote is not None and self.remote(scope)
+        turns = self.remote_turns if remote else self.turns
         client = client_of(scope)
         try:
-            await self.turns.take(client)
+            await turns.take(client)
         except asyncio.CancelledError:
-            self.turns.done(client)
+            turns.done(client)
             raise
         holding = True
 
         async def started(message: Message) -> None:
             nonlocal holding
-            if holding and message["type"] == "http.response.start":
+            if holding and not remote and message["type"] == "http.response.start":
                 holding = False
-                self.turns.give_back()
+                turns.give_back()
             await send(message)
 
         try:
             await self.app(scope, receive, started)
         finally:
             if holding:
-                self.turns.give_back()
-            self.turns.done(client)
+                turns.give_back()
+            turns.done(client)

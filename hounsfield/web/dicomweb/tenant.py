@@ -6,6 +6,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from starlette.types import Scope
 
 from hounsfield.archive.context import Archive
 from hounsfield.catalog.partitions import Partition
@@ -41,6 +42,16 @@ def root_path(request: Request) -> str:
     """/dicomweb or /dicomweb/aets/{aet}, as this request addressed it."""
     aet = aet_of(request)
     return PREFIX if aet is None else f"{PREFIX}/aets/{quote(aet, safe='')}"
+
+
+def through_virtual(archive: Archive, scope: Scope) -> bool:
+    """Whether a request reads through a virtual partition (/dicomweb/aets/{aet}/...), by the
+    partitions as the node last read them: no database read, for the event loop."""
+    parts = str(scope["path"]).split("/")
+    if len(parts) < 4 or parts[1] != "dicomweb" or parts[2] != "aets":
+        return False
+    part = archive.known_partition(parts[3])
+    return part is not None and part.virtual
 
 
 AtPartition = Annotated[Partition, Depends(resolve)]
