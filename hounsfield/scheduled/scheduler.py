@@ -24,6 +24,7 @@ MODULES = (
     "audit_archive",
     "verification",
     "reconcile",
+    "mirror_backfill",
 )
 LEASE = timedelta(minutes=10)
 
