@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     max_associations: int = 32
     dimse_processes: int = Field(default=0, ge=0)  # 0: one per CPU, at most two
     max_pdu: int = 1_048_576
+    # Load balancers (addresses or networks) in TCP mode that put a PROXY protocol header
+    # (v1 or v2, HAProxy's `send-proxy-v2`) in front of each DICOM connection: the client's
+    # address is taken from it. A connection from them without one is closed. Empty: none.
+    dimse_proxy_protocol: list[str] = []
     # Associations that propose only Verification and C-FIND are served by the archive's own
     # one-thread path (dicomnet/direct/); false: by pynetdicom, as all others are.
     dimse_query_path: bool = True

@@ -49,11 +49,13 @@ def rejection(
     syntaxes: Sequence[str] = (Verification,),
     host: str = "127.0.0.1",
     timeout: float = 30,
+    source: str | None = None,
 ) -> tuple[int, int, int] | None:
-    """Propose an association from `calling` to `called` (one context per abstract syntax):
-    (result, source, reason) of the A-ASSOCIATE-RJ, or None when it is accepted (then
-    aborted at once)."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    """Propose an association from `calling` to `called` (one context per abstract syntax),
+    from the address `source` when given: (result, source, reason) of the A-ASSOCIATE-RJ, or
+    None when it is accepted (then aborted at once)."""
+    bound = (source, 0) if source else None
+    with socket.create_connection((host, port), timeout=timeout, source_address=bound) as sock:
         sock.sendall(association_request(called, calling, syntaxes))
         header = _exactly(sock, 6)
         body = _exactly(sock, int.from_bytes(header[2:6], "big"))

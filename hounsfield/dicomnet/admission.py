@@ -46,11 +46,14 @@ def _negotiate_as_acceptor(self: ACSE) -> None:
         rq = self.requestor.primitive
         calling = str(rq.calling_ae_title or "").strip()
         called = str(rq.called_ae_title or "").strip()
-        host, port = "", 0
+        # The caller's address as the connection was accepted (a PROXY protocol header's
+        # client, behind a load balancer), not the socket's peer
+        host, port = str(self.assoc.requestor.address or ""), 0
         sock = getattr(self.assoc.dul.socket, "socket", None)
         if sock is not None:
             with contextlib.suppress(OSError):
-                host, port = sock.getpeername()[0], sock.getsockname()[1]
+                host = host or sock.getpeername()[0]
+                port = sock.getsockname()[1]
         try:
             rejection = admit(self.assoc, calling, called, host, port)
         except Exception:

@@ -79,6 +79,7 @@ class DispatchingServer(_Sharing):
     to another process."""
 
     dispatch: Dispatch | None = None
+    proxied: Callable[[Any], bool] | None = None  # connections that send a PROXY header first
     request_queue_size = 1024  # listen backlog: a burst of connections is not dropped (5)
     _lobby: Lobby | None = None
     _collected = 0.0  # time.monotonic() of the last garbage collection
@@ -100,7 +101,7 @@ class DispatchingServer(_Sharing):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self._lobby is None:
-            self._lobby = Lobby(self._spoken, lambda: self.ae.acse_timeout)
+            self._lobby = Lobby(self._spoken, lambda: self.ae.acse_timeout, self.proxied)
         self._lobby.add(request, client_address)
 
     def _spoken(self, request: socket.socket, client_address: Any) -> None:

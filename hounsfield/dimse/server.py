@@ -38,6 +38,7 @@ from hounsfield.dicomnet.admission import (
 )
 from hounsfield.dicomnet.handoff import DispatchingServer, HandedServer, LoadBoard
 from hounsfield.dicomnet.nodelay import set_nodelay
+from hounsfield.dicomnet.proxyproto import balancers
 from hounsfield.dicomnet.serving import ServingAE
 from hounsfield.dicomnet.tls import TlsHandedServer, TlsListener, server_context
 from hounsfield.dimse.audit import caller
@@ -299,6 +300,7 @@ class DimseServer:
         )
         if dispatch is not None:
             server.dispatch = dispatch
+        server.proxied = balancers(self.archive.settings.dimse_proxy_protocol)
         server.query_path = self.archive.settings.dimse_query_path
         server.store_path = self.archive.settings.dimse_store_path
         # Registered before serving starts: the server's shutdown must find it.

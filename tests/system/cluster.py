@@ -263,6 +263,7 @@ class Cluster:
     count: int = 3
     settings: dict[str, str] = field(default_factory=dict)
     check_ae: str = AE_TITLE  # the called AE title of HAProxy's DICOM check
+    proxy_protocol: bool = False  # HAProxy names each DICOM client in a PROXY protocol header
     per_node: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> env
     nodes: list[ClusterNode] = field(default_factory=list)
     haproxy: HAProxy | None = None
@@ -313,6 +314,7 @@ class Cluster:
             HF_HTTP_PORT=str(self.http_port),
             HF_DICOM_CHECK=check_hex(self.check_ae),
             HF_STATS_SOCKET=str(self.work / "haproxy.sock"),
+            HF_PROXY_PROTOCOL="1" if self.proxy_protocol else "0",
         )
         return env
 
