@@ -19,6 +19,7 @@ from pydicom.uid import generate_uid
 from hounsfield.archive.context import Archive
 from hounsfield.archive.query import Located, locate, query_level
 from hounsfield.archive.store import store
+from hounsfield.audit.events import Actor, acting
 from hounsfield.catalog.partitions import Partition
 from hounsfield.dicomnet import identifiers, operations
 from hounsfield.dicomnet.contexts import COMMON_STORAGE
@@ -181,23 +182,30 @@ class Fetch:
             for r in self.remote:
                 groups.setdefault((r.member, r.study, r.series), []).append(r)
             for (member, study, series), wanted in groups.items():
-                self._fetch_series(member, study, series, wanted)
+                arrived: set[str] = set()
+                try:
+                    reason = self._fetch_series(member, study, series, wanted, arrived)
+                except Exception as exc:  # (a member gone from the devices): the rest counts
+                    log.exception("%s: fetch from %s failed", self.part.ae_title, member)
+                    reason = f"fetch from {member} failed: {exc}"
+                for r in wanted:
+                    if r.sop_instance not in arrived:
+                        self._out.put(Missing(r.sop_instance, r.sop_class, reason))
         finally:
             self._out.put(None)
 
-    def _fetch_series(self, member: Member, study: str, series: str, wanted: list[Remote]) -> None:
+    def _fetch_series(
+        self, member: Member, study: str, series: str, wanted: list[Remote], arrived: set[str]
+    ) -> str:
         """C-GET the wanted objects of one series from `member`, then C-MOVE what did not come
         to the cache partition when there is one (members that offer no C-GET, as many PACS);
-        what has still not come is reported missing (the member's own counts are only logged:
-        arrival is what counts)."""
-        arrived: set[str] = set()
+        why any has still not come (the member's own counts are only logged: arrival is what
+        counts)."""
         reason = self._get(member, study, series, wanted, arrived)
         left = [r for r in wanted if r.sop_instance not in arrived]
         if left and self.part.cache_to:
             reason = self._move(member, study, series, left, arrived)
-        for r in wanted:
-            if r.sop_instance not in arrived:
-                self._out.put(Missing(r.sop_instance, r.sop_class, reason))
+        return reason
 
     def _get(
         self, member: Member, study: str, series: str, wanted: list[Remote], arrived: set[str]
@@ -208,15 +216,16 @@ class Fetch:
         # did not name them
         classes = sorted({r.sop_class for r in wanted if r.sop_class}) or list(COMMON_STORAGE)
 
+        target = peer(self.archive, member, timeout_of(self.part))
+
         def on_store(received: Received) -> int | None:
             if received.sop_instance not in by_uid or received.sop_instance in arrived:
                 return None
-            self._out.put(self._keep(member, received))
+            self._out.put(self._keep(target, received))
             arrived.add(received.sop_instance)
             return None
 
         try:
-            target = peer(self.archive, member, timeout_of(self.part))
             result = operations.get(
                 target,
                 self.archive.settings,
@@ -277,22 +286,31 @@ class Fetch:
         collect()  # each object the member sent was indexed before the member heard so
         return reason
 
-    def _keep(self, member: Member, received: Received) -> Located:
-        """The arrived object as a stored file: in the cache partition, or a temporary one."""
+    def _keep(self, source: Peer, received: Received) -> Located:
+        """The arrived object as a stored file: in the cache partition (recorded in the audit
+        trail as sent by the member), or a temporary one."""
         if self.part.cache_to:
-            store(
-                self.archive,
-                received.transfer_syntax,
-                received.data,
-                partition=self.part.cache_to,
-                calling_ae=member.name,
+            sender = Actor(
+                source.ae_title,
+                "DICOM",
+                host=source.host,
+                ae_title=source.ae_title,
+                called=self.part.cache_to,
             )
+            with acting(sender):
+                store(
+                    self.archive,
+                    received.transfer_syntax,
+                    received.data,
+                    partition=self.part.cache_to,
+                    calling_ae=source.ae_title,
+                )
             ident = identifiers.query("IMAGE", SOPInstanceUID=received.sop_instance)
             kept = locate(self.archive, ident, partition=self.part.cache_to)
             if kept:
                 return kept[0]
         meta = file_meta_bytes(
-            received.sop_class, received.sop_instance, received.transfer_syntax, member.name
+            received.sop_class, received.sop_instance, received.transfer_syntax, source.ae_title
         )
         path = self._folder / f"{generate_uid(prefix=None)}.dcm"
         written = write_atomic(path, (meta, received.data), fsync=False)

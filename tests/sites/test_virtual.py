@@ -23,6 +23,7 @@ from hounsfield.dicomnet.peer import Peer
 from hounsfield.dimse.server import DimseServer
 from hounsfield.errors import InvalidDataset, VirtualPartition
 from hounsfield.sites.devices import Device, add_device
+from tests.audit.helpers import recorded
 from tests.dcmtk import StoreSCP
 from tests.sites.peers import second_node
 from tests.synth import instance, put
@@ -140,6 +141,11 @@ def test_move_of_a_study_only_the_peer_holds(clinics: Clinics, tmp_path: Path) -
     cached.QueryRetrieveLevel = "STUDY"
     cached.StudyInstanceUID = clinics.studies["c"]
     assert len(locate(clinics.archive, cached, partition="CACHE")) == 2  # kept, by policy
+    stored = recorded(clinics.archive, event="store", partition="CACHE")
+    assert {(r.user, r.protocol, r.host, r.called) for r in stored} == {
+        ("CLINIC", "DICOM", "127.0.0.1", "CACHE")  # sent by the member, not by "system"
+    }
+    assert sum(r.count for r in stored) == 2
 
 
 def test_get_counts_what_the_member_did_not_deliver(clinics: Clinics) -> None:
