@@ -105,6 +105,7 @@ class ReconcileConfig(BaseModel):
     peer: str
     period: Literal["yesterday", "last-7-days", "last-month"] = "yesterday"
     direction: Literal["none", "fetch", "push", "both"] = "none"
+    depth: Literal["counts", "instances"] = "counts"  # see `hounsfield reconcile --instances`
     at: str = "02:00"  # HH:MM, the node's local time
     enabled: bool = True
 

@@ -65,6 +65,12 @@ def run(
     method: Annotated[
         str, typer.Option("--retrieve", help="How to fetch: auto (C-GET, else C-MOVE), get, move.")
     ] = "auto",
+    instances: Annotated[
+        bool,
+        typer.Option(
+            "--instances", help="Compare every series instance by instance, not only counts."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     background: Annotated[
         bool,
@@ -72,7 +78,8 @@ def run(
     ] = False,
 ) -> None:
     """Compare the partition's studies of a date range with the peer's, day by day, then
-    study, series and instance where the counts differ; exit 1 when differences are left."""
+    study, series and instance where the counts differ (every series with --instances); exit
+    1 when differences are left."""
     from hounsfield.cli.reconcile_show import show_report
     from hounsfield.dicomnet.install import install
     from hounsfield.sites.reconcile import reconcile
@@ -81,14 +88,19 @@ def run(
 
     request = (partition, peer, date_from, date_to)
     direction = direction_of(fetch, push)
+    depth = "instances" if instances else "counts"
     if background:
         with archive() as opened:
-            item = queue_reconcile(opened, *request, direction=direction, method=method)
+            item = queue_reconcile(
+                opened, *request, direction=direction, method=method, depth=depth
+            )
         typer.echo(f"queued as work item #{item}" if item else "already queued, waiting")
         return
     install()  # the SCU layer's fast paths (and raw sending, which --push needs)
     with archive() as opened, _progress() as progress:
-        report = reconcile(opened, *request, direction=direction, method=method, progress=progress)
+        report = reconcile(
+            opened, *request, direction=direction, method=method, depth=depth, progress=progress
+        )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -20,6 +20,12 @@ def schedule_add(
         str, typer.Option(help="yesterday or last-7-days (nightly), last-month (on the 1st).")
     ] = "yesterday",
     direction: Annotated[str, typer.Option(help="none, fetch, push or both.")] = "none",
+    instances: Annotated[
+        bool,
+        typer.Option(
+            "--instances", help="Compare every series instance by instance, not only counts."
+        ),
+    ] = False,
     at: Annotated[str, typer.Option(help="Time of day, HH:MM (node's local time).")] = "02:00",
     disabled: Annotated[bool, typer.Option("--disabled", help="Keep it, do not run it.")] = False,
 ) -> None:
@@ -35,6 +41,7 @@ def schedule_add(
             peer,
             period=period,
             direction=direction,
+            depth="instances" if instances else "counts",
             at=at,
             enabled=not disabled,
         )
@@ -52,7 +59,18 @@ def schedule_list(as_json: JsonOpt = False) -> None:
         print_json(jobs)
         return
     rows_table(
-        ("name", "partition", "peer", "period", "repair", "at", "enabled", "next", "last report"),
+        (
+            "name",
+            "partition",
+            "peer",
+            "period",
+            "repair",
+            "compares",
+            "at",
+            "enabled",
+            "next",
+            "last report",
+        ),
         (
             (
                 j.name,
@@ -60,6 +78,7 @@ def schedule_list(as_json: JsonOpt = False) -> None:
                 j.peer,
                 j.period,
                 j.direction,
+                j.depth,
                 j.at,
                 "yes" if j.enabled else "no",
                 when(j.next_run_at.astimezone()),

@@ -470,6 +470,8 @@ reconcile_job = Table(
     Column("next_run_at", DateTime(timezone=True), nullable=False),
     Column("last_run_at", DateTime(timezone=True), nullable=True),
     Column("last_report_pk", BigInteger, nullable=True),
+    # counts, or instances: every series compared instance by instance
+    Column("depth", String(16), nullable=False, default="counts", server_default="counts"),
 )
 
 # Local users of the HTTP interfaces: an argon2 password hash, one role (admin, operator,

@@ -31,6 +31,7 @@ def reconcile_with_peers(run: Run) -> str:
                 lo,
                 hi,
                 direction=job.direction,
+                depth=job.depth,
                 reason=f"job {job.name}",
                 job_pk=job.pk,
             )

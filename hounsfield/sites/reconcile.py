@@ -15,6 +15,7 @@ from hounsfield.sites.reconcile_compare import compare
 from hounsfield.sites.reconcile_fetch import METHODS, fetch
 from hounsfield.sites.reconcile_local import LocalSide
 from hounsfield.sites.reconcile_model import (
+    DEPTHS,
     DIRECTIONS,
     EXTRA,
     MISSING,
@@ -49,19 +50,25 @@ def reconcile(
     *,
     direction: str = "none",
     method: str = "auto",
+    depth: str = "counts",
     reason: str = BY_HAND,
     progress: Progress = quiet,
 ) -> Report:
     """Compare the partition's studies dated `date_from`..`date_to` with the peer's, repair
     (`direction`: none, fetch, push or both; fetching by C-GET or C-MOVE, `method` auto, get
-    or move) and compare again; the stored report, with an alert for what is left. A peer
+    or move) and compare again (`depth`: counts, drilling down where they differ, or every
+    instance by UID); the stored report, with an alert for what is left. A peer
     that cannot be reached ends the report failed (with an alert); a bad request raises
     InvalidDataset or NotFound. The CLI, the admin API and the scheduled service call this."""
-    part, device, lo, hi = checked(archive, partition, peer, date_from, date_to, direction, method)
+    part, device, lo, hi = checked(
+        archive, partition, peer, date_from, date_to, direction, method, depth
+    )
     engine, scope = archive.engine, f"{part.ae_title}/{device.ae_title}"
     pk = begin_report(engine, part.ae_title, device.ae_title, lo, hi, direction, reason)
     try:
-        first, repaired, last = _passes(archive, part, device, lo, hi, direction, method, progress)
+        first, repaired, last = _passes(
+            archive, part, device, lo, hi, direction, method, depth == "instances", progress
+        )
     except Exception as exc:
         message = exc.message if isinstance(exc, ArchiveError) else f"{type(exc).__name__}: {exc}"
         fail_report(engine, pk, message)
@@ -83,6 +90,7 @@ def checked(
     date_to: str | date,
     direction: str = "none",
     method: str = "auto",
+    depth: str = "counts",
 ) -> tuple[Partition, Device, date, date]:
     """The partition, the peer device and the date range of a request, or InvalidDataset /
     NotFound saying what is wrong with it."""
@@ -90,6 +98,8 @@ def checked(
         raise InvalidDataset(f"direction is one of {', '.join(DIRECTIONS)}, not {direction!r}")
     if method not in METHODS:
         raise InvalidDataset(f"method is one of {', '.join(METHODS)}, not {method!r}")
+    if depth not in DEPTHS:
+        raise InvalidDataset(f"depth is one of {', '.join(DEPTHS)}, not {depth!r}")
     part = archive.partition(partition)
     if part.virtual:
         raise InvalidDataset(f"{part.ae_title} is a virtual partition: it holds nothing")
@@ -112,13 +122,14 @@ def _passes(
     hi: date,
     direction: str,
     method: str,
+    every_instance: bool,
     progress: Progress,
 ) -> tuple[Comparison, list[Difference], Comparison]:
     """The first comparison, the repaired differences, and the comparison after them (the
     first again when nothing was repaired)."""
     local = LocalSide(archive, part)
     with PeerSide(peer_of(device), archive.settings, part.ae_title) as theirs:
-        first = compare(local, theirs, lo, hi, progress)
+        first = compare(local, theirs, lo, hi, progress, every_instance=every_instance)
         theirs.close()  # idle while repairing: opened again when needed
         missing = [d for d in first.differences if d.side == MISSING]
         extra = [d for d in first.differences if d.side == EXTRA]
@@ -132,7 +143,8 @@ def _passes(
         if not repaired:
             return first, repaired, first
         progress("comparing again", 0, None)
-        return first, repaired, compare(local, theirs, lo, hi, progress)
+        again = compare(local, theirs, lo, hi, progress, every_instance=every_instance)
+        return first, repaired, again
 
 
 def _alert(archive: Archive, report: Report, scope: str) -> None:

@@ -27,13 +27,22 @@ from hounsfield.sites.reconcile_peer import PeerSide
 
 
 def compare(
-    local: LocalSide, peer: PeerSide, lo: date, hi: date, progress: Progress = quiet
+    local: LocalSide,
+    peer: PeerSide,
+    lo: date,
+    hi: date,
+    progress: Progress = quiet,
+    *,
+    every_instance: bool = False,
 ) -> Comparison:
     """Compare the studies dated from `lo` to `hi` on both sides: per-day counts, then
-    study → series → instance only where counts differ. A study found on one side only is
+    study → series → instance only where counts differ (with `every_instance`, every series
+    held on both sides is compared instance by instance). A study found on one side only is
     looked up on the other by its UID alone before it is called missing (a study's date may
     differ between archives; such studies are noted)."""
     notes: list[str] = []
+    if every_instance:
+        notes.append("every series held on both sides compared instance by instance")
     incomplete: list[str] = []
     peer.invalid = 0
     progress("listing the peer's studies", 0, None)
@@ -55,7 +64,7 @@ def compare(
             there = _counted(peer, found, incomplete) if found is not None else None
             if there is not None:
                 notes.append(f"study {uid} is dated {_date(here)} here, {there.date or '-'} there")
-        differences += _study(local, peer, here, there, incomplete)
+        differences += _study(local, peer, here, there, incomplete, every_instance)
     progress("comparing studies", len(uids), len(uids))
     if peer.invalid:
         incomplete.append(f"the peer answered {peer.invalid} invalid UIDs, left out")
@@ -99,14 +108,17 @@ def _study(
     here: StudyCount | None,
     there: StudyCount | None,
     incomplete: list[str],
+    every_instance: bool,
 ) -> list[Difference]:
     if here is None and there is not None:
         return [Difference(MISSING, STUDY, there.uid, date=there.date, instances=_n(there))]
     if there is None and here is not None:
         return [Difference(EXTRA, STUDY, here.uid, date=here.date, instances=_n(here))]
-    if here is None or there is None or here.instances == there.instances:
+    if here is None or there is None:
         return []
-    return drill(local, peer, here, there, incomplete)
+    if here.instances == there.instances and not every_instance:
+        return []
+    return drill(local, peer, here, there, incomplete, every_instance)
 
 
 def drill(
@@ -115,8 +127,10 @@ def drill(
     here: StudyCount,
     there: StudyCount,
     incomplete: list[str],
+    every_instance: bool = False,
 ) -> list[Difference]:
-    """The series and instances of one study that differ (counts differ on the two sides)."""
+    """The series and instances of one study that differ: of the series on both sides, those
+    whose counts differ (every one with `every_instance`) instance by instance."""
     uid, day = here.uid, there.date or here.date
     mine = {s.uid: s for s in local.series(uid)}
     listed, capped = peer.series(uid)
@@ -134,7 +148,11 @@ def drill(
         elif their is None and own is not None:
             if not capped:
                 out.append(Difference(EXTRA, SERIES, uid, series_uid, date=day, instances=_n(own)))
-        elif own is not None and their is not None and own.instances != their.instances:
+        elif (
+            own is not None
+            and their is not None
+            and (every_instance or own.instances != their.instances)
+        ):
             out += _instances(local, peer, uid, series_uid, day, incomplete)
     return out
 

@@ -11,6 +11,10 @@ from hounsfield.errors import InvalidDataset
 MISSING, EXTRA = "missing", "extra"  # missing here (the peer has it) / held here only
 STUDY, SERIES, IMAGE = "STUDY", "SERIES", "IMAGE"
 FETCHED, PUSHED, FAILED = "fetched", "pushed", "failed"
+# How deep a comparison goes: instance counts per study and series, drilling down where they
+# differ (an object missing here and another held here only in one series offset each
+# other); or every series' instances listed on both sides and compared by UID.
+DEPTHS = ("counts", "instances")
 DIRECTIONS = ("none", "fetch", "push", "both")
 
 Progress = Callable[[str, int, int | None], object]

@@ -28,12 +28,15 @@ def queue_reconcile(
     *,
     direction: str = "none",
     method: str = "auto",
+    depth: str = "counts",
     reason: str = "by hand",
     job_pk: int | None = None,
 ) -> int:
     """Check the request as `reconcile` would, then queue it; the work item's pk, or 0 when
     the same reconciliation is already waiting (it is not queued twice)."""
-    part, device, lo, hi = checked(archive, partition, peer, date_from, date_to, direction, method)
+    part, device, lo, hi = checked(
+        archive, partition, peer, date_from, date_to, direction, method, depth
+    )
     payload: dict[str, Any] = {
         "partition": part.ae_title,
         "peer": device.ae_title,
@@ -41,11 +44,13 @@ def queue_reconcile(
         "to": dicom_date(hi),
         "direction": direction,
         "method": method,
+        "depth": depth,
         "reason": reason,
         "job": job_pk,
     }
-    key = (
-        f"reconcile:{part.ae_title}:{device.ae_title}:{payload['from']}:{payload['to']}:{direction}"
+    key = ":".join(
+        ("reconcile", part.ae_title, device.ae_title, payload["from"], payload["to"], direction)
+        + ((depth,) if depth != "counts" else ())
     )
     with db.write(archive.engine) as conn:
         pk = enqueue(conn, RECONCILE.name, payload, coalesce_key=key)

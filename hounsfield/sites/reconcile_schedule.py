@@ -16,7 +16,7 @@ from hounsfield.db.tables import reconcile_job
 from hounsfield.errors import InvalidDataset, NotFound
 from hounsfield.settings import ReconcileConfig
 from hounsfield.sites.devices import find_device
-from hounsfield.sites.reconcile_model import DIRECTIONS
+from hounsfield.sites.reconcile_model import DEPTHS, DIRECTIONS
 from hounsfield.workqueue.items import now, utc
 
 PERIODS = ("yesterday", "last-7-days", "last-month")
@@ -38,6 +38,7 @@ class Job:
     next_run_at: datetime
     last_run_at: datetime | None
     last_report: int | None
+    depth: str = "counts"
 
 
 def covered(period: str, scheduled: datetime) -> tuple[date, date]:
@@ -79,11 +80,15 @@ def add_job(
     *,
     period: str = "yesterday",
     direction: str = "none",
+    depth: str = "counts",
     at: str = "02:00",
     enabled: bool = True,
 ) -> bool:
     """Add or change a job (it runs next at its time); True if it was new."""
     values = _checked(archive, name, partition, peer, period, direction, at)
+    if depth not in DEPTHS:
+        raise InvalidDataset(f"depth is one of {', '.join(DEPTHS)}, not {depth!r}")
+    values["depth"] = depth
     values.update(enabled=enabled, next_run_at=next_run(period, at, now()))
     with db.write(archive.engine) as conn:
         row = (
@@ -172,9 +177,10 @@ def apply_declared(archive: Archive, declared: list[ReconcileConfig]) -> None:
             old.peer,
             old.period,
             old.direction,
+            old.depth,
             old.at,
             old.enabled,
-        ) == (d.partition, d.peer, d.period, d.direction, d.at, d.enabled)
+        ) == (d.partition, d.peer, d.period, d.direction, d.depth, d.at, d.enabled)
         if not same:
             add_job(
                 archive,
@@ -183,6 +189,7 @@ def apply_declared(archive: Archive, declared: list[ReconcileConfig]) -> None:
                 d.peer,
                 period=d.period,
                 direction=d.direction,
+                depth=d.depth,
                 at=d.at,
                 enabled=d.enabled,
             )
@@ -201,4 +208,5 @@ def _job(row: Any) -> Job:
         next_run_at=utc(row["next_run_at"]),  # type: ignore[arg-type]
         last_run_at=utc(row["last_run_at"]),
         last_report=row["last_report_pk"],
+        depth=row["depth"],
     )

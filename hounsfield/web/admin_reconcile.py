@@ -29,6 +29,11 @@ class ReconcileRequest(BaseModel):
     fetch: bool = Field(default=False, description="Retrieve what is missing here")
     push: bool = Field(default=False, description="Send what the peer lacks")
     method: Literal["auto", "get", "move"] = "auto"
+    depth: Literal["counts", "instances"] = Field(
+        default="counts",
+        description="counts: drill down where instance counts differ; instances: compare "
+        "every series instance by instance",
+    )
     background: bool = Field(
         default=False,
         description="Queue it as a work item (any node runs it; answered 202 at once) "
@@ -43,6 +48,7 @@ class JobIn(BaseModel):
     peer: str
     period: Literal["yesterday", "last-7-days", "last-month"] = "yesterday"
     direction: Literal["none", "fetch", "push", "both"] = "none"
+    depth: Literal["counts", "instances"] = "counts"
     at: str = "02:00"
     enabled: bool = True
 
@@ -65,6 +71,7 @@ def mount(app: FastAPI, archive: Archive) -> None:
                 body.date_to,
                 direction=direction_of(body.fetch, body.push),
                 method=body.method,
+                depth=body.depth,
             )
             return JSONResponse({"work_item": item or None}, status_code=202)
         report = reconcile(
@@ -75,6 +82,7 @@ def mount(app: FastAPI, archive: Archive) -> None:
             body.date_to,
             direction=direction_of(body.fetch, body.push),
             method=body.method,
+            depth=body.depth,
         )
         return report.to_dict()
 

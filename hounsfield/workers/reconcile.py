@@ -29,6 +29,7 @@ def process_reconcile(archive: Archive, item: WorkItem) -> Done:
         str(p["to"]),
         direction=str(p.get("direction", "none")),
         method=str(p.get("method", "auto")),
+        depth=str(p.get("depth", "counts")),
         reason=reason,
     )
     if p.get("job"):
