@@ -9,6 +9,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from hounsfield.storage.atomic import write_atomic
 from hounsfield.storage.filemeta import file_meta_bytes
 
 log = logging.getLogger(__name__)
+COLLECT_SECONDS = 0.2  # a C-MOVE's arrivals are looked for in the index at most this often
 FETCH_SYNTAXES = (
     "1.2.840.10008.1.2.1",  # explicit VR little endian
     "1.2.840.10008.1.2",  # implicit VR little endian
@@ -257,8 +259,10 @@ class Fetch:
         cache = self.part.cache_to
         assert cache is not None
         by_uid = {r.sop_instance: r for r in wanted}
+        looked = [0.0]  # when the index was last looked at
 
-        def collect(_progress: object = None) -> None:
+        def collect() -> None:
+            looked[0] = time.monotonic()
             pending = {uid: r for uid, r in by_uid.items() if uid not in arrived}
             if not pending:
                 return
@@ -267,6 +271,10 @@ class Fetch:
                     arrived.add(found.sop_instance)
                     self._out.put(found)
 
+        def progressed(_progress: object) -> None:
+            if time.monotonic() - looked[0] >= COLLECT_SECONDS:  # not one query per object
+                collect()
+
         try:
             target = peer(self.archive, member, timeout_of(self.part))
             result = operations.move(
@@ -274,7 +282,7 @@ class Fetch:
                 self.archive.settings,
                 _identifier(study, series, by_uid),
                 cache,
-                on_progress=collect,
+                on_progress=progressed,
             )
             reason = (
                 f"{member} answered the C-MOVE to {cache} 0x{result.status:04X}, "
