@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -272,6 +273,16 @@ class Settings(BaseSettings):
         if not 0 < len(value) <= 16 or "\\" in value:
             raise ValueError("AE title must be 1 to 16 characters without backslash")
         return value
+
+    @field_validator("dimse_proxy_protocol")
+    @classmethod
+    def _check_balancers(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"dimse_proxy_protocol: {exc}") from exc
+        return [entry.strip() for entry in value if entry.strip()]
 
     @classmethod
     def settings_customise_sources(

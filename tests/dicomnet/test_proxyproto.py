@@ -6,8 +6,16 @@ import ipaddress
 import struct
 
 import pytest
+from pydantic import ValidationError
 
-from hounsfield.dicomnet.proxyproto import V2_SIGNATURE, Header, NotProxyProtocol, parse
+from hounsfield.dicomnet.proxyproto import (
+    V2_SIGNATURE,
+    Header,
+    NotProxyProtocol,
+    balancers,
+    parse,
+)
+from hounsfield.settings import Settings
 
 RQ = b"\x01\x00\x00\x00\x00\x44"  # what follows: the start of an A-ASSOCIATE-RQ
 
@@ -66,3 +74,14 @@ def test_a_header_in_pieces_waits_for_the_rest(whole: bytes | None) -> None:
 def test_anything_else_is_refused(head: bytes) -> None:
     with pytest.raises(NotProxyProtocol):
         parse(head)
+
+
+def test_a_balancer_list_is_checked_and_matched() -> None:
+    with pytest.raises(ValidationError, match="dimse_proxy_protocol"):
+        Settings(dimse_proxy_protocol=["10.0.0.999"])
+    assert balancers([]) is None
+    proxied = balancers(["10.0.0.5", "192.168.8.0/24"])
+    assert proxied is not None
+    assert proxied(("10.0.0.5", 1)) and proxied(("192.168.8.77", 2))
+    assert proxied(("::ffff:10.0.0.5", 3, 0, 0))  # an IPv4 balancer on a dual-stack socket
+    assert not proxied(("10.0.0.6", 1)) and not proxied(("", 0))
