@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from hounsfield.auth import users
 from hounsfield.auth.hashing import digest, new_secret
+from hounsfield.auth.recent import RECENT
 from hounsfield.auth.tokens import aware
 from hounsfield.auth.users import User, by_pk
 from hounsfield.db import engine as db
@@ -60,3 +61,4 @@ def logout(engine: Engine, cookie: str) -> None:
     """End the web session with this cookie (nothing when there is none)."""
     with db.write(engine) as conn:
         conn.execute(delete(web_session).where(web_session.c.id_hash == digest(cookie)))
+    RECENT.clear()

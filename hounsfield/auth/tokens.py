@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from hounsfield.audit.config import config_changed
 from hounsfield.auth.hashing import digest, new_secret
+from hounsfield.auth.recent import RECENT
 from hounsfield.auth.users import User, by_pk, get
 from hounsfield.db import engine as db
 from hounsfield.db.tables import api_token, user
@@ -115,6 +116,7 @@ def revoke(engine: Engine, pk: int) -> None:
             and not conn.execute(select(api_token.c.pk).where(api_token.c.pk == pk)).first()
         ):
             raise NotFound(f"no API token {pk}")
+    RECENT.clear()
     config_changed(engine, f"API token {pk} revoked")
 
 

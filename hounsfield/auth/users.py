@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from hounsfield.audit.config import config_changed
 from hounsfield.auth.hashing import check_password, hash_password, needs_rehash
 from hounsfield.auth.policy import ALL_PARTITIONS, ROLES, Principal, parse_partitions
+from hounsfield.auth.recent import RECENT
 from hounsfield.db import engine as db
 from hounsfield.db.tables import api_token, user, web_session
 from hounsfield.errors import InvalidUser, NotFound, UserExists
@@ -112,6 +113,7 @@ def remove(engine: Engine, name: str) -> None:
         conn.execute(delete(api_token).where(api_token.c.user_pk == pk))
         conn.execute(delete(web_session).where(web_session.c.user_pk == pk))
         conn.execute(delete(user).where(user.c.pk == pk))
+    RECENT.clear()
     config_changed(engine, f"user {name} removed")
 
 
@@ -124,6 +126,7 @@ def passwd(engine: Engine, name: str, password: str) -> None:
             update(user).where(user.c.pk == pk).values(password_hash=hash_password(password))
         )
         conn.execute(delete(web_session).where(web_session.c.user_pk == pk))
+    RECENT.clear()
     config_changed(engine, f"password of user {name} changed")
 
 

@@ -17,12 +17,14 @@ from hounsfield.audit.trail import record
 from hounsfield.auth import sessions, tokens
 from hounsfield.auth.oidc import OidcVerifier, looks_like_jwt
 from hounsfield.auth.policy import LOOPBACK, Permission, Principal
+from hounsfield.auth.recent import RECENT
 from hounsfield.errors import ArchiveError, Forbidden, Unauthenticated
 from hounsfield.web.errors import error_response
 
 OPEN_PATHS = ("/health", "/metrics", "/ui/login", "/ui/logout")
 OPEN_PREFIXES = ("/ui/static/",)
 LOGIN = "/ui/login"
+TOKEN, SESSION = "token", "session"  # kinds of credential kept in `auth.recent`
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,10 @@ class Gate:
             await self.app(scope, receive, send)
             return
         try:
-            if request.headers.get("authorization") or request.cookies.get(sessions.COOKIE):
+            recent = self._recent(request)
+            if recent is not None:  # verified a moment ago: nothing to look up
+                principal = self.permit(request, recent)
+            elif request.headers.get("authorization") or request.cookies.get(sessions.COOKIE):
                 principal = await to_thread.run_sync(self.authorise, request)
             else:  # nothing to look up: no thread (and no wait for one)
                 principal = self.authorise(request)
@@ -117,7 +122,11 @@ class Gate:
 
     def authorise(self, request: Request) -> Principal:
         """The caller, when allowed; Unauthenticated or Forbidden otherwise."""
-        principal = self.identify(request)
+        return self.permit(request, self.identify(request))
+
+    def permit(self, request: Request, principal: Principal) -> Principal:
+        """`principal`, when their role and partitions allow the request; Forbidden
+        otherwise."""
         need = need_of(request.method, request.url.path, self.archive.default_partition)
         if not principal.may(need.permission):
             why = f"{principal.name} ({principal.role}) may not {need.permission}"
@@ -137,10 +146,23 @@ class Gate:
         if cookie:
             owner = sessions.verify(engine, cookie)
             if owner is not None:
-                return owner.principal("session")
+                principal = owner.principal("session")
+                RECENT.put(SESSION, cookie, principal)
+                return principal
         if local:
             return LOOPBACK
         raise Unauthenticated("authentication required: log in or send a bearer token")
+
+    @staticmethod
+    def _recent(request: Request) -> Principal | None:
+        """Who the request's API token or session cookie was verified as a moment ago (see
+        `auth.recent`); None when it was not, or the request carries another credential."""
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        credential = credential.strip()
+        if scheme.lower() == "bearer" and credential:
+            return RECENT.get(TOKEN, credential) if credential.startswith(tokens.PREFIX) else None
+        cookie = request.cookies.get(sessions.COOKIE)
+        return RECENT.get(SESSION, cookie) if cookie else None
 
     def _loopback_open(self, request: Request) -> bool:
         client = request.client
@@ -151,7 +173,9 @@ class Gate:
             owner = tokens.verify(self.archive.engine, credential)
             if owner is None:
                 raise Unauthenticated("API token unknown, expired or revoked")
-            return owner.principal("token")
+            principal = owner.principal("token")
+            RECENT.put(TOKEN, credential, principal)
+            return principal
         if looks_like_jwt(credential):
             return self.oidc.verify(credential)
         raise Unauthenticated("bearer token not recognised")
