@@ -9,13 +9,13 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import aliased
 
 from hounsfield.db import engine as db
-from hounsfield.db.tables import file, filesystem, instance, series, study, study_outcome, work_item
+from hounsfield.db.tables import file, filesystem, instance, series, study, study_outcome
 from hounsfield.errors import StorageFull
 from hounsfield.lifecycle.archive_copy import default_tier
 from hounsfield.scheduled.registry import Run, service
 from hounsfield.storage.tiers import list_filesystems
-from hounsfield.workqueue.items import Status, now, study_key
-from hounsfield.workqueue.queue import enqueue
+from hounsfield.workqueue.items import now, study_key
+from hounsfield.workqueue.queue import enqueue, given_up
 
 ACTION = "archive-copy"
 KIND = "copy-study"
@@ -57,18 +57,6 @@ def _uncopied(conn: Connection, params: str, tier: int) -> list[tuple[int, int, 
     return [(int(pk), int(part), str(uid)) for pk, part, uid in rows]
 
 
-def _failed(conn: Connection) -> set[str]:
-    """Coalesce keys of copy items at their retry limit: left to the operator (queue retry)."""
-    return {
-        str(key)
-        for key in conn.scalars(
-            select(work_item.c.coalesce_key).where(
-                work_item.c.kind == KIND, work_item.c.status == Status.FAILED.value
-            )
-        )
-    }
-
-
 @service("archive-copy", interval_seconds=300)
 def archive_copy(run: Run) -> str:
     """Queue a verified copy to the archive tier (the rule's `tier`, default the highest with a
@@ -79,7 +67,7 @@ def archive_copy(run: Run) -> str:
         fallback = None
     queued, skipped = 0, 0
     with db.write(run.archive.engine) as conn:
-        failed = _failed(conn)
+        failed = given_up(conn, KIND)
         variants = conn.scalars(
             select(study_outcome.c.params).where(study_outcome.c.action == ACTION).distinct()
         ).all()

@@ -8,11 +8,11 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import aliased
 
 from hounsfield.db import engine as db
-from hounsfield.db.tables import file, filesystem, instance, series, study, work_item
+from hounsfield.db.tables import file, filesystem, instance, series, study
 from hounsfield.scheduled.registry import Run, service
-from hounsfield.workqueue.items import Priority, Status, study_key
+from hounsfield.workqueue.items import Priority, study_key
 from hounsfield.workqueue.kinds import MIRROR_STUDY
-from hounsfield.workqueue.queue import enqueue
+from hounsfield.workqueue.queue import enqueue, given_up
 
 BATCH = 500  # studies queued per run at most; the next run takes the next ones
 
@@ -41,28 +41,16 @@ def unmirrored(conn: Connection, limit: int = BATCH) -> list[tuple[int, int, str
     return [(int(pk), int(part), str(uid)) for pk, part, uid in rows]
 
 
-def _given_up(conn: Connection) -> set[str]:
-    """Coalesce keys of mirror items at their retry limit: left to the operator (queue retry)."""
-    return {
-        str(key)
-        for key in conn.scalars(
-            select(work_item.c.coalesce_key).where(
-                work_item.c.kind == MIRROR_STUDY.name, work_item.c.status == Status.FAILED.value
-            )
-        )
-    }
-
-
 @service("mirror-backfill", interval_seconds=3600)
 def mirror_backfill(run: Run) -> str:
     """Queue the mirroring of every study that has a file its filesystem's mirror lacks: files
     stored before the mirror was added, or while it was disabled or read-only."""
     queued = skipped = 0
     with db.write(run.archive.engine) as conn:
-        given_up = _given_up(conn)
+        left = given_up(conn, MIRROR_STUDY.name)
         for pk, partition_pk, uid in unmirrored(conn):
             key = f"{MIRROR_STUDY.name}:{pk}"
-            if key in given_up:
+            if key in left:
                 skipped += 1
                 continue
             made = enqueue(

@@ -85,10 +85,7 @@ def add_job(
     enabled: bool = True,
 ) -> bool:
     """Add or change a job (it runs next at its time); True if it was new."""
-    values = _checked(archive, name, partition, peer, period, direction, at)
-    if depth not in DEPTHS:
-        raise InvalidDataset(f"depth is one of {', '.join(DEPTHS)}, not {depth!r}")
-    values["depth"] = depth
+    values = _checked(archive, name, partition, peer, period, direction, depth, at)
     values.update(enabled=enabled, next_run_at=next_run(period, at, now()))
     with db.write(archive.engine) as conn:
         row = (
@@ -107,7 +104,14 @@ def add_job(
 
 
 def _checked(
-    archive: Archive, name: str, partition: str, peer: str, period: str, direction: str, at: str
+    archive: Archive,
+    name: str,
+    partition: str,
+    peer: str,
+    period: str,
+    direction: str,
+    depth: str,
+    at: str,
 ) -> dict[str, Any]:
     if not 0 < len(name.strip()) <= 64:
         raise InvalidDataset("a job's name is 1 to 64 characters")
@@ -115,6 +119,8 @@ def _checked(
         raise InvalidDataset(f"period is one of {', '.join(PERIODS)}, not {period!r}")
     if direction not in DIRECTIONS:
         raise InvalidDataset(f"direction is one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    if depth not in DEPTHS:
+        raise InvalidDataset(f"depth is one of {', '.join(DEPTHS)}, not {depth!r}")
     if not _AT.match(at):
         raise InvalidDataset(f"the time of day is HH:MM, not {at!r}")
     part = archive.partition(partition)
@@ -125,6 +131,7 @@ def _checked(
         "peer_ae": peer,
         "period": period,
         "direction": direction,
+        "depth": depth,
         "at_time": at,
     }
 

@@ -203,22 +203,27 @@ class Fetch:
         to the cache partition when there is one (members that offer no C-GET, as many PACS);
         why any has still not come (the member's own counts are only logged: arrival is what
         counts)."""
-        reason = self._get(member, study, series, wanted, arrived)
+        target = peer(self.archive, member, timeout_of(self.part))
+        reason = self._get(target, member, study, series, wanted, arrived)
         left = [r for r in wanted if r.sop_instance not in arrived]
         if left and self.part.cache_to:
-            reason = self._move(member, study, series, left, arrived)
+            reason = self._move(target, member, study, series, left, arrived)
         return reason
 
     def _get(
-        self, member: Member, study: str, series: str, wanted: list[Remote], arrived: set[str]
+        self,
+        target: Peer,
+        member: Member,
+        study: str,
+        series: str,
+        wanted: list[Remote],
+        arrived: set[str],
     ) -> str:
         """C-GET the wanted objects, handing each on as it arrives; why any did not come."""
         by_uid = {r.sop_instance: r for r in wanted}
         # C-GET proposes a storage context per SOP class: the common ones where the member
         # did not name them
         classes = sorted({r.sop_class for r in wanted if r.sop_class}) or list(COMMON_STORAGE)
-
-        target = peer(self.archive, member, timeout_of(self.part))
 
         def on_store(received: Received) -> int | None:
             if received.sop_instance not in by_uid or received.sop_instance in arrived:
@@ -250,7 +255,13 @@ class Fetch:
         return f"{member} answered 0x{result.status:04X}, {result.completed} completed"
 
     def _move(
-        self, member: Member, study: str, series: str, wanted: list[Remote], arrived: set[str]
+        self,
+        target: Peer,
+        member: Member,
+        study: str,
+        series: str,
+        wanted: list[Remote],
+        arrived: set[str],
     ) -> str:
         """C-MOVE the wanted objects to the cache partition's AE title (the member must know it
         as a destination; this node's DIMSE server stores what comes) and hand each on once it
@@ -276,7 +287,6 @@ class Fetch:
                 collect()
 
         try:
-            target = peer(self.archive, member, timeout_of(self.part))
             result = operations.move(
                 target,
                 self.archive.settings,

@@ -306,6 +306,19 @@ class Queue:
         return status
 
 
+def given_up(conn: Connection, kind: str) -> set[str]:
+    """Coalesce keys of `kind`'s items at their retry limit: a service that queues that kind
+    leaves them to the operator (`hounsfield queue retry`) instead of queueing them again."""
+    return {
+        str(key)
+        for key in conn.scalars(
+            select(work_item.c.coalesce_key).where(
+                work_item.c.kind == kind, work_item.c.status == Status.FAILED.value
+            )
+        )
+    }
+
+
 def complete_waiting(conn: Connection, pk: int, result: str = "") -> bool:
     """Mark an item that nobody has claimed yet as done (its work was done another way);
     False when a worker already holds it or it is gone."""
